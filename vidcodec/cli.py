@@ -1,0 +1,173 @@
+"""Command line: ``encode_sequence``, ``decode_sequence`` and the umbrella ``vidcodec``.
+
+Errors caused by input (files, flags, streams, checkpoints) print one line ``error: ...`` and exit
+with status 2; ``--debug`` shows the traceback instead. Ctrl-C exits with 130 and leaves no output
+that looks complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, Sequence
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    from vidcodec.errors import VidcodecError
+    from vidcodec.io.yuv import SequenceError
+
+    return (VidcodecError, SequenceError)
+
+
+def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        if args.debug or not isinstance(error, _user_error_types()):
+            traceback.print_exc()
+            return 1
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+# --- encode ---------------------------------------------------------------------------------
+def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sequence", type=Path, help="raw YUV 4:2:0 (.yuv) or .y4m file")
+    parser.add_argument("--size", help="WxH when neither the file name nor sequences/*.yaml gives it")
+    parser.add_argument("--fps", type=float, help="frame rate (default: from name/dataset, else 30)")
+    parser.add_argument("--bit-depth", type=int, choices=(8, 10), help="sample bit depth of a raw file")
+    parser.add_argument("--frames", type=int, help="number of frames to code (default: all)")
+    parser.add_argument("--config", type=Path, help="YAML config (default: configs/default.yaml)")
+    parser.add_argument("--model", help="model id (ssf-small, ssf)")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--quality", type=int, help="rate point of shipped/zoo weights")
+    weights.add_argument("--checkpoint", help="local checkpoint file")
+    parser.add_argument("--pretrained", action="store_true", default=None, help="CompressAI zoo weights (ssf)")
+    parser.add_argument("--intra-period", type=int, help="I-frame period; -1 = first frame only")
+    parser.add_argument("--threads", type=int, dest="num_threads", help="torch threads for coding")
+    parser.add_argument("--no-verify", action="store_false", dest="verify", default=None,
+                        help="do not decode each frame file after writing it")
+    parser.add_argument("--out", type=Path, help="output directory (default: out/<sequence name>)")
+    parser.add_argument("--recon", type=Path, help="write the reconstruction as .yuv or .y4m")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty output directory")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    from vidcodec.config import load_config
+    from vidcodec.io.yuv import YuvReader
+    from vidcodec.pipeline import encode_sequence
+
+    overrides = {
+        "model": args.model,
+        "quality": args.quality,
+        "checkpoint": args.checkpoint,
+        "pretrained": args.pretrained,
+        "intra_period": args.intra_period,
+        "num_threads": args.num_threads,
+        "verify": args.verify,
+    }
+    config = load_config(args.config, overrides)
+    if args.checkpoint is not None:
+        # A local file is not one of the named rate points: drop the config's default quality.
+        config = dataclasses.replace(config, quality=None).validate()
+    reader = YuvReader(args.sequence, size=args.size, fps=args.fps, bit_depth=args.bit_depth)
+    out_dir = args.out or Path("out") / args.sequence.stem
+    result = encode_sequence(
+        reader,
+        out_dir,
+        config,
+        num_frames=args.frames,
+        recon_path=args.recon,
+        force=args.force,
+        progress=not args.quiet,
+        run_info={"command": sys.argv},
+    )
+    _print_summary(result.summary, result.out_dir)
+    return 0
+
+
+def _print_summary(summary: dict, out_dir: Path) -> None:
+    model = summary["model"]
+    note = "" if model["trained"] else "  (weights without training provenance)"
+    print(f"model {model['model_id']} q{model['quality']} [{model['source']}]{note}")
+    print(f"{'frames':>8} {'count':>6} {'bpp':>8} {'PSNR-RGB':>9} {'PSNR-YUV':>9} {'MS-SSIM':>8} {'enc s':>7} {'dec s':>7}")
+    for kind in ("I", "P", "all"):
+        avg = summary["average"][kind]
+        if not avg["frames"]:
+            continue
+        dec_s = f"{avg['dec_s']:7.3f}" if avg["dec_s"] is not None else f"{'-':>7}"
+        print(
+            f"{kind:>8} {avg['frames']:6d} {avg['bpp']:8.4f} {avg['psnr_rgb']:9.3f} {avg['psnr_yuv']:9.3f} "
+            f"{avg['ms_ssim_rgb']:8.5f} {avg['enc_s']:7.3f} {dec_s}"
+        )
+    print(f"wrote {out_dir}/ (sequence.hdr, frames/, rd.jsonl, summary.json)")
+
+
+# --- decode ---------------------------------------------------------------------------------
+def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stream", type=Path, help="directory written by encode_sequence")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output .yuv or .y4m")
+    parser.add_argument("--checkpoint", type=Path, help="weights, when the stream used a local checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    from vidcodec.pipeline import decode_sequence
+
+    num_frames = decode_sequence(args.stream, args.output, args.checkpoint, progress=not args.quiet)
+    print(f"decoded {num_frames} frames to {args.output}")
+    return 0
+
+
+# --- entry points -----------------------------------------------------------------------------
+def encode_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="encode_sequence", description="Encode a YUV sequence.")
+    add_encode_arguments(parser)
+    args = parser.parse_args(argv)
+    return _run(run_encode, args)
+
+
+def decode_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="decode_sequence", description="Decode a vidcodec stream.")
+    add_decode_arguments(parser)
+    args = parser.parse_args(argv)
+    return _run(run_decode, args)
+
+
+def run_info_command(args: argparse.Namespace) -> int:
+    from vidcodec.pipeline import read_stream_header
+
+    header, _ = read_stream_header(args.stream)
+    fields = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in vars(header).items()}
+    print(json.dumps(fields, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vidcodec", description="Learned low-delay video codec.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_encode_arguments(commands.add_parser("encode", help="same as encode_sequence"))
+    add_decode_arguments(commands.add_parser("decode", help="same as decode_sequence"))
+    info = commands.add_parser("info", help="print the sequence header of a stream")
+    info.add_argument("stream", type=Path)
+    info.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    handlers = {"encode": run_encode, "decode": run_decode, "info": run_info_command}
+    return _run(handlers[args.command], args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Decoder: frame files in, frames out; mirrors the encoder's decoded picture buffer."""
+
+from __future__ import annotations
+
+import torch
+
+from vidcodec.bitstream.errors import BitstreamError
+from vidcodec.bitstream.syntax import SequenceHeader, read_frame, sequence_id
+from vidcodec.gop import FrameType, GopScheduler
+from vidcodec.io.color import crop_to
+from vidcodec.models.base import FrameCodec
+
+
+def padded_size(size: int, multiple: int) -> int:
+    return -(-size // multiple) * multiple
+
+
+class Decoder:
+    def __init__(self, codec: FrameCodec, header: SequenceHeader, header_bytes: bytes) -> None:
+        if codec.pad_multiple != header.pad_multiple:
+            raise BitstreamError(
+                f"sequence.hdr: pad_multiple={header.pad_multiple} but model '{header.model_id}' "
+                f"pads to {codec.pad_multiple}"
+            )
+        self.codec = codec
+        self.header = header
+        self.gop = GopScheduler(header.intra_period)
+        self.sequence_id = sequence_id(header_bytes)
+        self.padded_shape = (
+            padded_size(header.height, header.pad_multiple),
+            padded_size(header.width, header.pad_multiple),
+        )
+        self._reference: torch.Tensor | None = None
+        self._next_poc = 0
+
+    def decode(self, data: bytes, where: str) -> torch.Tensor:
+        """Decode the next frame file (in poc order); returns (1,3,H,W) float32 in [0,1].
+
+        Raises BitstreamError on a damaged, foreign, misplaced or desynchronized frame.
+        """
+        frame, parts = read_frame(data, where)
+        if frame.sequence_id != self.sequence_id:
+            raise BitstreamError(f"{where}: frame belongs to another sequence (sequence_id mismatch)")
+        if frame.poc != self._next_poc:
+            raise BitstreamError(f"{where}: holds poc {frame.poc}, expected poc {self._next_poc}")
+        plan = self.gop.plan(frame.poc)
+        if frame.frame_type != plan.frame_type.value:
+            raise BitstreamError(
+                f"{where}: frame_type {frame.frame_type} but the GOP (intra_period="
+                f"{self.header.intra_period}) puts a {plan.frame_type.value}-frame at poc {frame.poc}"
+            )
+        try:
+            if plan.frame_type == FrameType.INTRA:
+                x_hat = self.codec.decode_intra(parts, self.padded_shape, frame.entropy_hash)
+            else:
+                x_hat = self.codec.decode_inter(parts, self._reference, frame.entropy_hash)
+        except BitstreamError as error:
+            raise type(error)(f"{where}: {error}") from None
+        self._reference = x_hat
+        self._next_poc += 1
+        return crop_to(x_hat, self.header.height, self.header.width)

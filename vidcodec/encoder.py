@@ -1,0 +1,64 @@
+"""Encoder: frames in, packets out. Keeps the decoded picture buffer (one reference picture).
+
+The reference for the next frame is the reconstruction built from the *decoded* latents (see
+FrameCodec), so the decoder, fed the same packets, holds the same reference bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vidcodec.bitstream.syntax import FrameHeader, SequenceHeader, sequence_id, write_frame
+from vidcodec.gop import FrameType, GopScheduler
+from vidcodec.io.color import crop_to, pad_to_multiple
+from vidcodec.models.base import FrameCodec
+
+
+@dataclass
+class Packet:
+    """One coded frame: its file bytes and what the RD log needs."""
+
+    poc: int
+    frame_type: str  # "I" or "P"
+    data: bytes  # complete frame file (header + parts + CRC)
+    part_bits: dict[str, int]  # entropy-coded bits per part name, e.g. {"residual_y": 1234}
+    x_hat: torch.Tensor  # (1,3,H,W) float32 in [0,1], cropped to the picture size
+
+
+class Encoder:
+    def __init__(self, codec: FrameCodec, header: SequenceHeader) -> None:
+        self.codec = codec
+        self.header = header
+        self.gop = GopScheduler(header.intra_period)
+        self.sequence_id = sequence_id(header.write())
+        self._reference: torch.Tensor | None = None  # padded reconstruction of the previous frame
+
+    def encode(self, poc: int, x: torch.Tensor) -> Packet:
+        """x: (1,3,H,W) float32 RGB in [0,1] at the picture size of the sequence header."""
+        plan = self.gop.plan(poc)
+        x_padded = pad_to_multiple(x, self.codec.pad_multiple)
+        if plan.frame_type == FrameType.INTRA:
+            coded = self.codec.encode_intra(x_padded)
+        else:
+            if self._reference is None:
+                raise RuntimeError(f"poc {poc} is a P-frame but no reference was coded before it")
+            coded = self.codec.encode_inter(x_padded, self._reference)
+        self._reference = coded.x_hat
+        frame_type = plan.frame_type.value
+        header = FrameHeader(
+            poc=poc,
+            frame_type=frame_type,
+            sequence_id=self.sequence_id,
+            entropy_hash=coded.entropy_hash,
+            rho_index=0,
+            part_lengths=tuple(len(part) for part in coded.parts),
+        )
+        return Packet(
+            poc=poc,
+            frame_type=frame_type,
+            data=write_frame(header, coded.parts),
+            part_bits={name: 8 * len(part) for name, part in zip(coded.part_names, coded.parts)},
+            x_hat=crop_to(coded.x_hat, self.header.height, self.header.width),
+        )

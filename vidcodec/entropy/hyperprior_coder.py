@@ -1,0 +1,85 @@
+"""Entropy coding of one hyperprior latent (z through its factorized prior, y through the Gaussian
+conditional) with compressai's rANS coder.
+
+The encoder keeps only what the decoder can rebuild: z_hat is taken from the *decoded* z symbols,
+and mu, sigma and the scale indexes are recomputed from that z_hat, exactly as the decoder does. The
+returned y_hat is the decoded symbols plus mu, so encoder reconstruction equals decoder output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class EntropyParameters:
+    """What the hyper-decoder gives the decoder: per-element mean, scale and scale-table index."""
+
+    mu: torch.Tensor
+    sigma: torch.Tensor
+    scale_indexes: torch.Tensor
+
+
+@dataclass
+class CodedLatent:
+    """One coded latent. Shapes for a (1,3,H,W) frame with SSF: y (1,C,H/16,W/16), z (1,C,H/128,W/128)."""
+
+    z_bytes: bytes
+    y_bytes: bytes
+    y_hat: torch.Tensor  # float32, decoded symbols + mu
+    mu: torch.Tensor
+    sigma: torch.Tensor  # lower-bounded scales, as the Gaussian conditional uses them
+    scale_indexes: torch.Tensor  # int32, index into the Gaussian conditional's scale table
+
+
+class HyperpriorCoder:
+    """Codes latents of a compressai-style hyperprior module (entropy_bottleneck, hyper_encoder,
+    hyper_decoder_mean, hyper_decoder_scale, gaussian_conditional), such as the three of SSF.
+
+    The module's CDF tables must be up to date (``model.update(force=True)`` after loading weights).
+    """
+
+    def __init__(self, hyperprior: nn.Module) -> None:
+        self.hyperprior = hyperprior
+
+    def _entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        hp = self.hyperprior
+        sigma = hp.hyper_decoder_scale(z_hat)
+        mu = hp.hyper_decoder_mean(z_hat)
+        scale_indexes = hp.gaussian_conditional.build_indexes(sigma)
+        sigma = hp.gaussian_conditional.lower_bound_scale(sigma)
+        return mu, sigma, scale_indexes
+
+    def encode(self, y: torch.Tensor) -> CodedLatent:
+        """y: (1,C,h,w) float32 latent from the analysis transform."""
+        hp = self.hyperprior
+        z = hp.hyper_encoder(y)
+        z_bytes = hp.entropy_bottleneck.compress(z)[0]
+        z_hat = hp.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
+        mu, sigma, scale_indexes = self._entropy_parameters(z_hat)
+        y_symbols = torch.round(y - mu)
+        y_bytes = hp.gaussian_conditional.compress(y_symbols + mu, scale_indexes, mu)[0]
+        return CodedLatent(z_bytes, y_bytes, y_symbols + mu, mu, sigma, scale_indexes)
+
+    def decode_side(self, z_bytes: bytes, z_shape: tuple[int, int]) -> EntropyParameters:
+        """Decode z and derive (mu, sigma, scale_indexes); z_shape = (h_z, w_z). Split from
+        decode_main so the decoder can check the desync guard before it decodes any y."""
+        z_hat = self.hyperprior.entropy_bottleneck.decompress([z_bytes], z_shape)
+        return EntropyParameters(*self._entropy_parameters(z_hat))
+
+    def decode_main(self, y_bytes: bytes, params: EntropyParameters) -> torch.Tensor:
+        """Decode y given its entropy parameters; returns y_hat = symbols + mu."""
+        gc = self.hyperprior.gaussian_conditional
+        return gc.decompress([y_bytes], params.scale_indexes, params.mu.dtype, params.mu)
+
+
+def entropy_hash(scale_indexes: list[torch.Tensor]) -> bytes:
+    """4-byte hash of the scale indexes of a frame's latents, in coding order (desync guard)."""
+    digest = hashlib.blake2b(digest_size=4)
+    for indexes in scale_indexes:
+        digest.update(indexes.to(torch.int32).contiguous().numpy().tobytes())
+    return digest.digest()

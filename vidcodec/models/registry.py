@@ -1,0 +1,211 @@
+"""Model registry: model ids -> builders, and every way to get weights.
+
+Weights come from, in this order of precedence:
+  1. ``checkpoint``: a local file. Either a vidcodec checkpoint (dict with "format":
+     "vidcodec-checkpoint", "model_id", "model_config", "state_dict") or a bare CompressAI state
+     dict (e.g. a downloaded zoo file, for model "ssf").
+  2. ``pretrained``: the CompressAI zoo (ssf only; quality 1..9), downloaded by torch.hub into
+     ``$TORCH_HOME/hub/checkpoints`` and read from there on later runs.
+  3. ``quality``: a checkpoint shipped with vidcodec (vidcodec/weights/<model>-q<Q>.pt).
+
+The checkpoint hash written into every bitstream is sha256 over the model's state dict (keys,
+dtypes, shapes and bytes, in key order) after the entropy models' CDF tables are in place. CDF
+tables stored in the file are used as they are (``update(force=False)``), so a checkpoint decodes the
+same everywhere; they are only computed locally when the file has none.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from vidcodec.errors import CheckpointError
+from vidcodec.models.ssf import ScaleSpaceFlowCodec
+
+CHECKPOINT_FORMAT = "vidcodec-checkpoint"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    builder: Callable[..., ScaleSpaceFlowCodec]
+    default_config: dict
+    description: str
+    zoo_name: str | None = None  # CompressAI zoo architecture name, when the zoo has weights
+
+
+MODELS: dict[str, ModelSpec] = {
+    "ssf": ModelSpec(
+        builder=ScaleSpaceFlowCodec,
+        default_config={},
+        description="CompressAI ssf2020 architecture (34.2 M parameters)",
+        zoo_name="ssf2020",
+    ),
+    "ssf-small": ModelSpec(
+        builder=ScaleSpaceFlowCodec,
+        default_config={"mid_planes": 48, "latent_planes": 64},
+        description="SSF structure with narrow layers, trainable on a CPU",
+    ),
+}
+
+
+@dataclass
+class LoadedModel:
+    codec: ScaleSpaceFlowCodec
+    model_id: str
+    quality: int  # 0 when the weights are not a named rate point
+    checkpoint_hash: bytes  # 16 bytes
+    source: str  # human-readable origin of the weights, for logs and summaries
+    provenance: dict
+
+
+def build_model(model_id: str, **config) -> ScaleSpaceFlowCodec:
+    if model_id not in MODELS:
+        raise CheckpointError(f"unknown model '{model_id}' (known: {', '.join(sorted(MODELS))})")
+    spec = MODELS[model_id]
+    return spec.builder(**{**spec.default_config, **config})
+
+
+def state_dict_hash(model: torch.nn.Module) -> bytes:
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.numpy().tobytes() if tensor.numel() else b"")
+    return digest.digest()[:16]
+
+
+def shipped_checkpoint_path(model_id: str, quality: int) -> Path:
+    return WEIGHTS_DIR / f"{model_id}-q{quality}.pt"
+
+
+def save_checkpoint(
+    path: Path, model: ScaleSpaceFlowCodec, model_id: str, provenance: dict, float16: bool = True
+) -> None:
+    """Write a vidcodec checkpoint (weights + CDF tables) atomically: temporary file, then rename.
+
+    float16 halves the file (shipped checkpoints must stay under 10 MiB). The weights are rounded
+    to float16 *before* the CDF tables are computed, so tables and weights agree; buffers such as
+    the scale table stay float32. Loading converts the weights back to float32.
+    """
+    model = copy.deepcopy(model).eval()
+    parameter_names = {name for name, _ in model.named_parameters()}
+    if float16:
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.copy_(parameter.half().float())
+    model.update(force=True)
+    state_dict = {
+        name: tensor.half() if float16 and name in parameter_names else tensor
+        for name, tensor in model.state_dict().items()
+    }
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": 1,
+        "model_id": model_id,
+        "model_config": model.config(),
+        "state_dict": state_dict,
+        "provenance": provenance,
+    }
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def _read_file(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise CheckpointError(f"checkpoint {path} could not be read ({type(error).__name__}: {error})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(data).__name__}, expected a dict")
+    return data
+
+
+def _instantiate(model_id: str, config: dict, state_dict: dict, where: str) -> ScaleSpaceFlowCodec:
+    from compressai.zoo.pretrained import load_pretrained  # key renames of old CompressAI files
+
+    model = build_model(model_id, **config)
+    try:
+        model.load_state_dict(load_pretrained(state_dict))
+    except (RuntimeError, KeyError) as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise CheckpointError(f"{where} does not fit model '{model_id}': {first_line}") from None
+    model.update(force=False)
+    return model.eval()
+
+
+def load_model(
+    model_id: str,
+    quality: int | None = None,
+    checkpoint: str | Path | None = None,
+    pretrained: bool = False,
+) -> LoadedModel:
+    """Build ``model_id`` and load its weights (see module docstring for the precedence)."""
+    if model_id not in MODELS:
+        raise CheckpointError(f"unknown model '{model_id}' (known: {', '.join(sorted(MODELS))})")
+    spec = MODELS[model_id]
+    provenance: dict = {}
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        data = _read_file(path)
+        if data.get("format") == CHECKPOINT_FORMAT:
+            if data.get("model_id") != model_id:
+                raise CheckpointError(
+                    f"checkpoint {path} is for model '{data.get('model_id')}', not '{model_id}' "
+                    f"(pass --model {data.get('model_id')})"
+                )
+            config, state_dict = data.get("model_config", {}), data.get("state_dict", {})
+            provenance = data.get("provenance", {})
+        else:
+            config, state_dict = {}, data.get("state_dict", data)
+        model = _instantiate(model_id, config, state_dict, f"checkpoint {path}")
+        # A local file is not a named rate point: the decoder must be given the same file.
+        source, quality = f"checkpoint {path}", 0
+    elif pretrained:
+        if spec.zoo_name is None:
+            raise CheckpointError(f"model '{model_id}' has no CompressAI zoo weights; use --quality or --checkpoint")
+        model, source = _load_from_zoo(model_id, spec.zoo_name, quality)
+    else:
+        if quality is None:
+            raise CheckpointError("no weights given: pass --quality Q, --checkpoint PATH or --pretrained")
+        path = shipped_checkpoint_path(model_id, quality)
+        if not path.is_file():
+            available = sorted(p.name for p in WEIGHTS_DIR.glob(f"{model_id}-q*.pt"))
+            raise CheckpointError(
+                f"no shipped checkpoint for model '{model_id}' quality {quality} "
+                f"(shipped: {', '.join(available) or 'none'}); pass --checkpoint PATH"
+                + (" or --pretrained" if spec.zoo_name else "")
+            )
+        loaded = load_model(model_id, checkpoint=path)
+        loaded.quality, loaded.source = quality, f"shipped {path.name}"
+        return loaded
+    return LoadedModel(model, model_id, quality or 0, state_dict_hash(model), source, provenance)
+
+
+def _load_from_zoo(model_id: str, zoo_name: str, quality: int | None) -> tuple[ScaleSpaceFlowCodec, str]:
+    from compressai.zoo.video import model_urls
+
+    urls = model_urls[zoo_name]["mse"]
+    if quality not in urls:
+        raise CheckpointError(f"--pretrained needs --quality in 1..{max(urls)} for '{model_id}'")
+    url = urls[quality]
+    cache_dir = Path(torch.hub.get_dir()) / "checkpoints"
+    try:
+        state_dict = torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=True)
+    except (urllib.error.URLError, OSError) as error:
+        raise CheckpointError(
+            f"cannot download {url} ({error}); with no internet, put the file at "
+            f"{cache_dir / url.rsplit('/', 1)[-1]} (TORCH_HOME sets the cache) or pass --checkpoint"
+        ) from None
+    model = _instantiate(model_id, {}, state_dict, f"zoo weights {url}")
+    return model, f"CompressAI zoo {zoo_name} mse q{quality}"

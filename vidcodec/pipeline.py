@@ -1,0 +1,275 @@
+"""Sequence-level encoding and decoding: files in, files out.
+
+Output layout of ``encode_sequence``::
+
+    OUT/sequence.hdr        SequenceHeader (bitstream/syntax.py)
+    OUT/frames/NNNNNN.bin   one file per frame, NNNNNN = poc
+    OUT/rd.jsonl            one line of rate-distortion figures per frame
+    OUT/summary.json        averages for I, P and all frames, config, model, versions
+
+Everything is written into a hidden sibling directory first and renamed to OUT at the very end, so
+an interrupted run never leaves a directory that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from vidcodec.bitstream.errors import BitstreamError
+from vidcodec.bitstream.syntax import SequenceHeader, frame_file_name
+from vidcodec.config import CodecConfig
+from vidcodec.decoder import Decoder
+from vidcodec.encoder import Encoder
+from vidcodec.errors import CheckpointError, OutputError, VidcodecError
+from vidcodec.io.color import rgb_to_yuv420, yuv420_to_rgb
+from vidcodec.io.yuv import SequenceGeometry, YuvReader, YuvWriter, check_frame_count
+from vidcodec.metrics import bpp, ms_ssim_rgb, psnr_planes_db, psnr_rgb_db
+from vidcodec.models.registry import LoadedModel, load_model, shipped_checkpoint_path
+from vidcodec.rd_log import frame_record, summarize
+
+HEADER_NAME = "sequence.hdr"
+FRAMES_DIR = "frames"
+
+
+@dataclass
+class EncodeResult:
+    out_dir: Path
+    records: list[dict]
+    summary: dict
+
+
+@contextmanager
+def _staged_output(out_dir: Path, force: bool) -> Iterator[Path]:
+    """Yield a staging directory that replaces out_dir only when the block completes."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
+        raise OutputError(f"output directory {out_dir} exists and is not empty; pass --force to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        trash = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+        out_dir.rename(trash) if out_dir.is_dir() else out_dir.unlink()
+        staging.rename(out_dir)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        staging.rename(out_dir)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def encode_sequence(
+    reader: YuvReader,
+    out_dir: Path,
+    config: CodecConfig,
+    num_frames: int | None = None,
+    recon_path: Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+    model: LoadedModel | None = None,
+    run_info: dict | None = None,
+) -> EncodeResult:
+    """Encode ``num_frames`` frames of ``reader`` into ``out_dir`` (see module docstring)."""
+    geometry = reader.geometry
+    num_frames = check_frame_count(num_frames, reader.num_frames, reader.path)
+    torch.set_num_threads(config.num_threads)
+    if model is None:
+        model = load_model(config.model, config.quality, config.checkpoint, config.pretrained)
+    header = SequenceHeader(
+        width=geometry.width,
+        height=geometry.height,
+        bit_depth=geometry.bit_depth,
+        fps=geometry.fps,
+        num_frames=num_frames,
+        intra_period=config.intra_period,
+        model_id=model.model_id,
+        quality=model.quality,
+        checkpoint_hash=model.checkpoint_hash,
+        pad_multiple=model.codec.pad_multiple,
+        quantizer=config.quant,
+        latent_shift=int(config.latent_shift),
+        num_threads=config.num_threads,
+    )
+    header_bytes = header.write()
+    encoder = Encoder(model.codec, header)
+    verifier = Decoder(model.codec, header, header_bytes) if config.verify else None
+    records: list[dict] = []
+    with _staged_output(out_dir, force) as staging, _optional_writer(recon_path, geometry) as recon:
+        (staging / FRAMES_DIR).mkdir()
+        _atomic_write_bytes(staging / HEADER_NAME, header_bytes)
+        bar = _progress_bar(num_frames, f"encode {reader.path.name}", progress)
+        for poc in range(num_frames):
+            frame = reader.read_frame(poc)
+            x = yuv420_to_rgb(frame, geometry.bit_depth)
+            start = time.perf_counter()
+            packet = encoder.encode(poc, x)
+            enc_s = time.perf_counter() - start
+            frame_path = staging / FRAMES_DIR / frame_file_name(poc)
+            frame_path.write_bytes(packet.data)
+            dec_s = None
+            if verifier is not None:
+                start = time.perf_counter()
+                x_dec = verifier.decode(frame_path.read_bytes(), str(frame_path.name))
+                dec_s = time.perf_counter() - start
+                if not torch.equal(x_dec, packet.x_hat):
+                    raise VidcodecError(
+                        f"poc {poc}: decoder output differs from the encoder's reconstruction "
+                        "(non-deterministic kernels?); the stream would not decode bit-exactly"
+                    )
+            frame_hat = rgb_to_yuv420(packet.x_hat, geometry.bit_depth)
+            if recon is not None:
+                recon.write_frame(frame_hat)
+            record = frame_record(
+                poc=poc,
+                frame_type=packet.frame_type,
+                bits=8 * frame_path.stat().st_size,
+                part_bits=packet.part_bits,
+                bpp=bpp(8 * frame_path.stat().st_size, geometry.width, geometry.height),
+                psnr_rgb=psnr_rgb_db(x, packet.x_hat),
+                planes=psnr_planes_db(frame, frame_hat, geometry.bit_depth),
+                ms_ssim_rgb=ms_ssim_rgb(x, packet.x_hat),
+                enc_s=enc_s,
+                dec_s=dec_s,
+                quantizer=config.quant,
+            )
+            records.append(record)
+            _update_bar(bar, records)
+        bar.close()
+        with open(staging / "rd.jsonl", "w") as log:
+            for record in records:
+                log.write(json.dumps(record) + "\n")
+        summary = summarize(records, config=config.to_dict(), model=_model_info(model), sequence={
+            "path": str(reader.path),
+            "width": geometry.width,
+            "height": geometry.height,
+            "bit_depth": geometry.bit_depth,
+            "fps": geometry.fps,
+            "frames": num_frames,
+        }, run_info=run_info or {})
+        (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return EncodeResult(Path(out_dir), records, summary)
+
+
+def _model_info(model: LoadedModel) -> dict:
+    return {
+        "model_id": model.model_id,
+        "quality": model.quality,
+        "checkpoint_hash": model.checkpoint_hash.hex(),
+        "source": model.source,
+        "trained": bool(model.provenance),
+        "provenance": model.provenance,
+    }
+
+
+@contextmanager
+def _optional_writer(path: Path | None, geometry: SequenceGeometry) -> Iterator[YuvWriter | None]:
+    """A YUV writer into a temporary name, renamed to ``path`` only on success."""
+    if path is None:
+        yield None
+        return
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}{path.suffix}")
+    writer = YuvWriter(tmp, geometry)
+    try:
+        yield writer
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    writer.close()
+    tmp.replace(path)
+
+
+def _progress_bar(total: int, description: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="frame", disable=not enabled, leave=True)
+
+
+def _update_bar(bar, records: list[dict]) -> None:
+    count = len(records)
+    bar.set_postfix(
+        bpp=f"{sum(r['bpp'] for r in records) / count:.4f}",
+        psnr_rgb=f"{sum(r['psnr_rgb'] for r in records) / count:.2f}dB",
+        refresh=False,
+    )
+    bar.update(1)
+
+
+def read_stream_header(stream_dir: Path) -> tuple[SequenceHeader, bytes]:
+    path = Path(stream_dir) / HEADER_NAME
+    if not Path(stream_dir).is_dir():
+        raise BitstreamError(f"{stream_dir} is not a directory (expected the output of encode_sequence)")
+    if not path.is_file():
+        raise BitstreamError(f"{path} not found: {stream_dir} is not a vidcodec stream directory")
+    data = path.read_bytes()
+    return SequenceHeader.read(data, str(path)), data
+
+
+def load_model_for_stream(header: SequenceHeader, checkpoint: Path | None) -> LoadedModel:
+    """Find the weights a stream was encoded with and check them against its checkpoint hash."""
+    if checkpoint is not None:
+        model = load_model(header.model_id, checkpoint=checkpoint)
+    elif header.quality and shipped_checkpoint_path(header.model_id, header.quality).is_file():
+        model = load_model(header.model_id, quality=header.quality)
+    elif header.quality and header.model_id == "ssf":
+        model = load_model(header.model_id, quality=header.quality, pretrained=True)
+    else:
+        raise CheckpointError(
+            f"the stream was encoded with a custom checkpoint of model '{header.model_id}' "
+            f"(hash {header.checkpoint_hash.hex()}); pass --checkpoint PATH"
+        )
+    if model.checkpoint_hash != header.checkpoint_hash:
+        raise CheckpointError(
+            f"wrong weights: the stream needs model '{header.model_id}' with checkpoint hash "
+            f"{header.checkpoint_hash.hex()}, but {model.source} has {model.checkpoint_hash.hex()}; "
+            "pass --checkpoint with the file used for encoding"
+        )
+    return model
+
+
+def decode_sequence(
+    stream_dir: Path,
+    output_path: Path,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+) -> int:
+    """Decode all frames of ``stream_dir`` into ``output_path`` (.yuv raw or .y4m); returns the frame count."""
+    stream_dir = Path(stream_dir)
+    header, header_bytes = read_stream_header(stream_dir)
+    torch.set_num_threads(header.num_threads)
+    model = load_model_for_stream(header, checkpoint)
+    decoder = Decoder(model.codec, header, header_bytes)
+    geometry = SequenceGeometry(header.width, header.height, header.bit_depth, header.fps)
+    bar = _progress_bar(header.num_frames, f"decode {stream_dir.name}", progress)
+    with _optional_writer(Path(output_path), geometry) as writer:
+        for poc in range(header.num_frames):
+            frame_path = stream_dir / FRAMES_DIR / frame_file_name(poc)
+            if not frame_path.is_file():
+                raise BitstreamError(
+                    f"{frame_path} missing: sequence.hdr announces {header.num_frames} frames"
+                )
+            x_hat = decoder.decode(frame_path.read_bytes(), f"{FRAMES_DIR}/{frame_path.name}")
+            writer.write_frame(rgb_to_yuv420(x_hat, header.bit_depth))
+            bar.update(1)
+    bar.close()
+    return header.num_frames

@@ -1,0 +1,119 @@
+"""Per-frame rate-distortion records (rd.jsonl) and their summary (summary.json).
+
+Schema of one rd.jsonl line (RD_LOG_VERSION 1):
+    poc, frame_type ("I" | "P"),
+    bits            8 x the frame file size (everything the decoder reads for the frame),
+    bits_header     bits - sum of the entropy-coded parts (frame header and CRC),
+    bits_intra_y, bits_intra_z, bits_motion_y, bits_motion_z, bits_residual_y, bits_residual_z
+                    entropy-coded bits per part (0 for parts the frame type does not have),
+    bpp             bits / (W x H) of the original picture (not the padded one),
+    psnr_rgb        dB, RGB in [0,1]: original (YUV->RGB) vs reconstruction before YUV rounding,
+    psnr_y, psnr_u, psnr_v, psnr_yuv ((6Y+U+V)/8)
+                    dB, on the written YUV (peak 2^bit_depth - 1); identical planes give 100 dB,
+    ms_ssim_rgb     MS-SSIM on RGB in [0,1],
+    enc_s, dec_s    seconds of frame coding (dec_s null when the run did not verify),
+    quantizer, rho  (rho null while latent shift is off).
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+RD_LOG_VERSION = 1
+PART_NAMES = ("intra_y", "intra_z", "motion_y", "motion_z", "residual_y", "residual_z")
+AVERAGED_FIELDS = (
+    "bits", "bpp", "psnr_rgb", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ms_ssim_rgb", "enc_s", "dec_s",
+)
+
+
+def frame_record(
+    *,
+    poc: int,
+    frame_type: str,
+    bits: int,
+    part_bits: dict[str, int],
+    bpp: float,
+    psnr_rgb: float,
+    planes: dict[str, float],
+    ms_ssim_rgb: float,
+    enc_s: float,
+    dec_s: float | None,
+    quantizer: str,
+    rho: float | None = None,
+) -> dict:
+    unknown = set(part_bits) - set(PART_NAMES)
+    if unknown:
+        raise ValueError(f"unknown part names {sorted(unknown)}")
+    record = {"poc": poc, "frame_type": frame_type, "bits": bits}
+    record["bits_header"] = bits - sum(part_bits.values())
+    record.update({f"bits_{name}": part_bits.get(name, 0) for name in PART_NAMES})
+    record.update(
+        {
+            "bpp": bpp,
+            "psnr_rgb": psnr_rgb,
+            "psnr_y": planes["psnr_y"],
+            "psnr_u": planes["psnr_u"],
+            "psnr_v": planes["psnr_v"],
+            "psnr_yuv": planes["psnr_yuv"],
+            "ms_ssim_rgb": ms_ssim_rgb,
+            "enc_s": enc_s,
+            "dec_s": dec_s,
+            "quantizer": quantizer,
+            "rho": rho,
+        }
+    )
+    return record
+
+
+def _average(records: list[dict]) -> dict:
+    averages: dict = {"frames": len(records)}
+    for name in AVERAGED_FIELDS:
+        values = [r[name] for r in records if r.get(name) is not None]
+        averages[name] = sum(values) / len(values) if values else None
+    return averages
+
+
+def package_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for package in ("vidcodec", "torch", "compressai", "numpy", "av", "pytorch-msssim"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def git_commit() -> str | None:
+    """Commit of the vidcodec source tree, with "-dirty" when it has uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def summarize(records: list[dict], *, config: dict, model: dict, sequence: dict, run_info: dict) -> dict:
+    return {
+        "rd_log_version": RD_LOG_VERSION,
+        "average": {
+            "all": _average(records),
+            "I": _average([r for r in records if r["frame_type"] == "I"]),
+            "P": _average([r for r in records if r["frame_type"] == "P"]),
+        },
+        "sequence": sequence,
+        "config": config,
+        "model": model,
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        **run_info,
+    }
