@@ -67,3 +67,15 @@ def test_perturbed_weights_are_caught_by_the_desync_guard(small_codec):
                 layer.bias.add_(0.5)
     with pytest.raises(DecoderDesyncError):
         other.decode_intra(coded.parts, (128, 128), coded.entropy_hash)
+
+
+def test_flow_in_pixels_shifts_by_whole_pixels():
+    """With flow_in_pixels, a flow of (2, 0) and the finest scale moves content by 2 pixels at any
+    frame size (the normalized flow of CompressAI would move it by a fraction of the width)."""
+    codec = ScaleSpaceFlowCodec(mid_planes=16, latent_planes=16, flow_in_pixels=True)
+    for height, width in [(64, 96), (128, 256)]:
+        x_ref = torch.rand(1, 3, height, width)
+        motion = torch.zeros(1, 3, height, width)
+        motion[:, 0], motion[:, 2] = 2.0, -1.0
+        x_pred = codec.forward_prediction(x_ref, motion)
+        assert torch.allclose(x_pred[..., :-2], x_ref[..., 2:], atol=1e-4)

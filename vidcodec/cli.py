@@ -156,6 +156,30 @@ def run_info_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=Path("configs/train/ssf-small.yaml"))
+    parser.add_argument("--lmbda", type=float, help="rate-distortion trade-off (CompressAI MSE scale)")
+    parser.add_argument("--steps", type=int, help="total optimizer steps")
+    parser.add_argument("--init-from", help="checkpoint to start from (fine-tuning another rate point)")
+    parser.add_argument("--out", type=Path, required=True, help="run directory (resumed when it has last.pt)")
+    parser.add_argument("--max-steps", type=int, help="stop after this many more steps (0: only export)")
+    parser.add_argument("--export", type=Path, help="write a shippable checkpoint here at the end")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--debug", action="store_true")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from vidcodec.train.trainer import Trainer, load_train_config
+
+    overrides = {"lmbda": args.lmbda, "steps": args.steps, "init_from": args.init_from}
+    trainer = Trainer(load_train_config(args.config, overrides), args.out)
+    trainer.run(progress=not args.quiet, max_steps=args.max_steps)
+    if args.export:
+        trainer.export(args.export)
+        print(f"exported step {trainer.step} to {args.export}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vidcodec", description="Learned low-delay video codec.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -165,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     info.add_argument("stream", type=Path)
     info.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
-    handlers = {"encode": run_encode, "decode": run_decode, "info": run_info_command}
+    add_train_arguments(commands.add_parser("train", help="train a model on generated clips"))
+    handlers = {"encode": run_encode, "decode": run_decode, "info": run_info_command, "train": run_train}
     return _run(handlers[args.command], args)
 
 

@@ -49,7 +49,7 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "ssf-small": ModelSpec(
         builder=ScaleSpaceFlowCodec,
-        default_config={"mid_planes": 48, "latent_planes": 64},
+        default_config={"mid_planes": 48, "latent_planes": 64, "flow_in_pixels": True},
         description="SSF structure with narrow layers, trainable on a CPU",
     ),
 }

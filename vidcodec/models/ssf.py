@@ -26,6 +26,10 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
 
     mid_planes: channels of the hidden layers of the analysis/synthesis transforms.
     latent_planes: channels of y (and of the hyperprior's z and hidden layers).
+    flow_in_pixels: CompressAI's SSF expresses flow in grid_sample's normalized [-1, 1] coordinates,
+        so a model trained on 256x256 crops predicts motion mis-scaled at 1080p (CompressAI issue
+        307). With True the motion decoder's flow is in pixels and converted here, so the motion
+        model does not depend on the frame size. False for "ssf" (the zoo weights need it).
     """
 
     # 4 stride-2 analysis layers then 3 stride-2 hyper-analysis layers: 2^7 = 128.
@@ -40,10 +44,12 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         num_levels: int = 5,
         sigma0: float = 1.5,
         scale_field_shift: float = 1.0,
+        flow_in_pixels: bool = False,
     ) -> None:
         super().__init__(num_levels=num_levels, sigma0=sigma0, scale_field_shift=scale_field_shift)
         self.mid_planes = mid_planes
         self.latent_planes = latent_planes
+        self.flow_in_pixels = flow_in_pixels
         if (mid_planes, latent_planes) != (SSF_MID_PLANES, SSF_LATENT_PLANES):
             self._rebuild_with_widths(mid_planes, latent_planes)
         self._intra_coder = HyperpriorCoder(self.img_hyperprior)
@@ -74,7 +80,17 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
             "num_levels": self.num_levels,
             "sigma0": self.sigma0,
             "scale_field_shift": self.scale_field_shift,
+            "flow_in_pixels": self.flow_in_pixels,
         }
+
+    def forward_prediction(self, x_ref: torch.Tensor, motion_info: torch.Tensor) -> torch.Tensor:
+        """Warp the scale-space volume of x_ref by (flow_x, flow_y, scale) = motion_info (N,3,H,W)."""
+        if self.flow_in_pixels:
+            height, width = x_ref.shape[-2:]
+            # grid_sample spans [-1, 1] over the frame: one pixel is 2/W horizontally, 2/H vertically.
+            to_normalized = motion_info.new_tensor([2.0 / width, 2.0 / height, 1.0]).view(1, 3, 1, 1)
+            motion_info = motion_info * to_normalized
+        return super().forward_prediction(x_ref, motion_info)
 
     # --- shapes ---------------------------------------------------------------------------
     def _z_shape(self, frame_shape: tuple[int, int]) -> tuple[int, int]:

@@ -1,0 +1,34 @@
+# Set-up and main jobs. `make demo` and `make test` work on a fresh clone: they create .venv and
+# install everything (torch stays the CPU build pinned in constraints.txt; compressai is installed
+# without its torchvision dependency, see vidcodec/compat.py).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_YUV := sequences/generated/Demo_416x240_30fps_420_8bit_YUV.yuv
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt --no-deps compressai==1.2.8
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+$(DEMO_YUV): $(STAMP) scripts/make_sequences.py
+	$(BIN)/python scripts/make_sequences.py --demo
+
+demo: $(STAMP) $(DEMO_YUV)
+	$(BIN)/encode_sequence $(DEMO_YUV) --out out/demo --recon out/demo_recon.yuv --force
+	$(BIN)/decode_sequence out/demo -o out/demo_decoded.yuv
+	cmp out/demo_recon.yuv out/demo_decoded.yuv && echo "decode_sequence output is byte-identical to the encoder's reconstruction"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf out $(VENV)
