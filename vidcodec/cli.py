@@ -188,8 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = commands.add_parser("info", help="print the sequence header of a stream")
     info.add_argument("stream", type=Path)
     info.add_argument("--debug", action="store_true")
-    args = parser.parse_args(argv)
     add_train_arguments(commands.add_parser("train", help="train a model on generated clips"))
+    args = parser.parse_args(argv)
     handlers = {"encode": run_encode, "decode": run_decode, "info": run_info_command, "train": run_train}
     return _run(handlers[args.command], args)
 

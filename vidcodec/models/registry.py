@@ -10,8 +10,9 @@ Weights come from, in this order of precedence:
 
 The checkpoint hash written into every bitstream is sha256 over the model's state dict (keys,
 dtypes, shapes and bytes, in key order) after the entropy models' CDF tables are in place. CDF
-tables stored in the file are used as they are (``update(force=False)``), so a checkpoint decodes the
-same everywhere; they are only computed locally when the file has none.
+tables stored in the file are used as they are (``update(force=False)``); the tables vidcodec leaves
+out of its own files (Gaussian conditionals, a function of the scale table) are rebuilt on load,
+so a machine whose floating point builds them differently gets a hash mismatch, not garbage.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from vidcodec.models.ssf import ScaleSpaceFlowCodec
 
 CHECKPOINT_FORMAT = "vidcodec-checkpoint"
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+# CDF tables of the Gaussian conditionals: a function of the scale table alone, rebuilt on load.
+DERIVED_BUFFER_SUFFIXES = tuple(
+    f"gaussian_conditional.{name}" for name in ("_quantized_cdf", "_offset", "_cdf_length")
+)
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,9 @@ def save_checkpoint(
 ) -> None:
     """Write a vidcodec checkpoint (weights + CDF tables) atomically: temporary file, then rename.
 
-    float16 halves the file (shipped checkpoints must stay under 10 MiB). The weights are rounded
+    The Gaussian conditionals' CDF tables (2.4 MB for SSF) are left out: they depend only on the
+    scale table and are rebuilt on load. float16 halves the rest (shipped checkpoints must stay
+    under 10 MiB). The weights are rounded
     to float16 *before* the CDF tables are computed, so tables and weights agree; buffers such as
     the scale table stay float32. Loading converts the weights back to float32.
     """
@@ -104,6 +111,7 @@ def save_checkpoint(
     state_dict = {
         name: tensor.half() if float16 and name in parameter_names else tensor
         for name, tensor in model.state_dict().items()
+        if not name.endswith(DERIVED_BUFFER_SUFFIXES)
     }
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -135,8 +143,13 @@ def _instantiate(model_id: str, config: dict, state_dict: dict, where: str) -> S
     from compressai.zoo.pretrained import load_pretrained  # key renames of old CompressAI files
 
     model = build_model(model_id, **config)
+    state_dict = load_pretrained(state_dict)
+    missing_tables = [k for k in model.state_dict() if k.endswith(DERIVED_BUFFER_SUFFIXES) and k not in state_dict]
+    if missing_tables:
+        model.update(force=True)
+        state_dict.update({k: model.state_dict()[k] for k in missing_tables})
     try:
-        model.load_state_dict(load_pretrained(state_dict))
+        model.load_state_dict(state_dict)
     except (RuntimeError, KeyError) as error:
         first_line = str(error).strip().splitlines()[0]
         raise CheckpointError(f"{where} does not fit model '{model_id}': {first_line}") from None

@@ -1,0 +1,169 @@
+"""Generated video content: the only material vidcodec trains and is evaluated on.
+
+Two sources (see shared ENV.md, "Data you may use"):
+  * scikit-image's bundled photographs moved by a synthetic camera (pan, zoom, rotation along a
+    smooth random trajectory) with moving foreground patches that occlude the background, a
+    brightness ramp, sensor noise and occasional motion blur;
+  * FFmpeg lavfi sources through PyAV (mandelbrot zoom, testsrc2, life, cellauto, gradients).
+
+Everything is a pure function of its seed: the same arguments give the same bytes on every run.
+The held-out photos (and a disjoint range of lavfi seeds) are never used for training; validation
+and every reported figure use them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import av
+import numpy as np
+from scipy import ndimage
+
+# chelsea and cat are the same photograph: both are held out.
+HELDOUT_PHOTOS: tuple[str, ...] = ("astronaut", "coffee", "chelsea", "cat")
+TRAIN_PHOTOS: tuple[str, ...] = (
+    "rocket", "hubble_deep_field", "retina", "immunohistochemistry", "camera", "brick", "grass",
+    "gravel", "moon", "coins", "page", "text", "clock", "colorwheel", "logo",
+)
+LAVFI_SOURCES: tuple[str, ...] = ("mandelbrot", "testsrc2", "life", "cellauto", "gradients")
+# lavfi seeds below this are for training, at or above it for held-out clips.
+HELDOUT_SEED_START = 10**6
+LAVFI_FRACTION = 0.2
+MAX_PAN_PX_PER_FRAME = 8.0
+
+
+@lru_cache(maxsize=None)
+def load_photo(name: str) -> np.ndarray:
+    """(H,W,3) float32 RGB in [0,1] of a scikit-image photograph (grey and RGBA become RGB)."""
+    import skimage.data
+
+    image = np.asarray(getattr(skimage.data, name)())
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    image = image[..., :3].astype(np.float32)
+    return image / 255.0 if image.max() > 1.0 else image
+
+
+def _warp(image: np.ndarray, centre: np.ndarray, scale: float, angle: float, height: int, width: int) -> np.ndarray:
+    """Sample an (height,width) view of ``image`` centred at ``centre`` (row, col), zoomed by
+    ``scale`` (source pixels per output pixel) and rotated by ``angle`` radians."""
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    rows -= (height - 1) / 2
+    cols -= (width - 1) / 2
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
+    src_rows = centre[0] + cos * rows - sin * cols
+    src_cols = centre[1] + sin * rows + cos * cols
+    return np.stack(
+        [ndimage.map_coordinates(image[..., c], [src_rows, src_cols], order=1, mode="mirror") for c in range(3)],
+        axis=-1,
+    )
+
+
+def photo_clip(photo: str, num_frames: int, height: int, width: int, seed: int) -> np.ndarray:
+    """(T,H,W,3) float32 RGB in [0,1]: a photograph under synthetic camera and object motion."""
+    rng = np.random.default_rng(seed)
+    image = load_photo(photo)
+    # Photos smaller than the view (plus room to pan) are upscaled once.
+    needed = max(height, width) * 1.3 + 2 * MAX_PAN_PX_PER_FRAME * num_frames
+    if min(image.shape[:2]) < needed:
+        factor = needed / min(image.shape[:2])
+        image = ndimage.zoom(image, (factor, factor, 1), order=1)
+    photo_h, photo_w = image.shape[:2]
+    centre = np.array([rng.uniform(0.3, 0.7) * photo_h, rng.uniform(0.3, 0.7) * photo_w])
+    velocity = rng.uniform(-MAX_PAN_PX_PER_FRAME, MAX_PAN_PX_PER_FRAME, 2) * rng.choice([0.0, 0.3, 1.0])
+    acceleration = rng.normal(0, 0.3, 2)
+    scale = rng.uniform(0.8, 1.25)
+    zoom_rate = rng.choice([1.0, rng.uniform(0.97, 1.03)])
+    angle = rng.uniform(-0.1, 0.1)
+    spin = rng.choice([0.0, rng.uniform(-0.02, 0.02)])
+    gain_per_frame = rng.choice([0.0, rng.uniform(-0.03, 0.03)], p=[0.7, 0.3])
+    noise_sigma = rng.choice([0.0, rng.uniform(0.002, 0.012)])
+    blur = rng.random() < 0.2
+
+    patches = []
+    for _ in range(rng.integers(0, 4)):
+        patch_h = int(rng.uniform(0.15, 0.35) * height)
+        patch_w = int(rng.uniform(0.15, 0.35) * width)
+        top = rng.integers(0, photo_h - patch_h)
+        left = rng.integers(0, photo_w - patch_w)
+        content = image[top : top + patch_h, left : left + patch_w]
+        rows, cols = np.mgrid[0:patch_h, 0:patch_w]
+        elliptic = ((rows - patch_h / 2) / (patch_h / 2)) ** 2 + ((cols - patch_w / 2) / (patch_w / 2)) ** 2 <= 1
+        mask = elliptic if rng.random() < 0.5 else np.ones_like(elliptic)
+        position = np.array([rng.uniform(0, height - patch_h), rng.uniform(0, width - patch_w)])
+        patch_velocity = rng.uniform(-6, 6, 2)
+        patches.append((content, mask, position, patch_velocity))
+
+    frames = []
+    for t in range(num_frames):
+        offsets = (-1 / 3, 0.0, 1 / 3) if blur else (0.0,)
+        views = []
+        for dt in offsets:
+            time = t + dt
+            c = centre + velocity * time + 0.5 * acceleration * time**2
+            views.append(_warp(image, c, scale * zoom_rate**time, angle + spin * time, height, width))
+        frame = np.mean(views, axis=0)
+        for content, mask, position, patch_velocity in patches:
+            top, left = np.round(position + patch_velocity * t).astype(int)
+            # Clip the patch to the frame; it may leave the view.
+            r0, c0 = max(top, 0), max(left, 0)
+            r1 = min(top + content.shape[0], height)
+            c1 = min(left + content.shape[1], width)
+            if r1 <= r0 or c1 <= c0:
+                continue
+            region = (slice(r0 - top, r1 - top), slice(c0 - left, c1 - left))
+            m = mask[region][..., None]
+            frame[r0:r1, c0:c1] = np.where(m, content[region], frame[r0:r1, c0:c1])
+        frame = frame * (1.0 + gain_per_frame * t)
+        if noise_sigma:
+            frame = frame + rng.normal(0, noise_sigma, frame.shape)
+        frames.append(np.clip(frame, 0.0, 1.0))
+    return np.stack(frames).astype(np.float32)
+
+
+def _lavfi_spec(source: str, height: int, width: int, seed: int) -> str:
+    size = f"size={width}x{height}:rate=30"
+    rng = np.random.default_rng(seed)
+    if source == "mandelbrot":
+        return f"mandelbrot={size}:start_scale={rng.uniform(1.0, 3.0):.4f}:end_scale={rng.uniform(0.05, 0.3):.4f}"
+    if source == "life":
+        return f"life={size}:seed={seed % 2**31}:ratio={rng.uniform(0.05, 0.5):.3f}:mold={rng.integers(0, 20)}"
+    if source == "cellauto":
+        return f"cellauto={size}:seed={seed % 2**31}:rule={rng.choice([18, 30, 90, 110, 150])}"
+    if source == "gradients":
+        return f"gradients={size}:seed={seed % 2**31}:speed={rng.uniform(0.01, 0.08):.4f}"
+    if source == "testsrc2":
+        return f"testsrc2={size}"
+    raise ValueError(f"unknown lavfi source '{source}' (known: {', '.join(LAVFI_SOURCES)})")
+
+
+def lavfi_clip(source: str, num_frames: int, height: int, width: int, seed: int) -> np.ndarray:
+    """(T,H,W,3) float32 RGB in [0,1] from an FFmpeg lavfi source; the seed picks the source's
+    parameters and how many frames to skip."""
+    skip = int(np.random.default_rng(seed + 1).integers(0, 60))
+    frames = []
+    container = av.open(_lavfi_spec(source, height, width, seed), format="lavfi")
+    try:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index >= skip:
+                frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == num_frames:
+                break
+    finally:
+        container.close()
+    return np.stack(frames).astype(np.float32) / 255.0
+
+
+def random_clip(rng: np.random.Generator, num_frames: int, height: int, width: int, split: str = "train") -> np.ndarray:
+    """A clip of the given split ("train" or "heldout"); draws everything from ``rng``."""
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split='{split}' (expected 'train' or 'heldout')")
+    seed = int(rng.integers(0, HELDOUT_SEED_START))
+    if split == "heldout":
+        seed += HELDOUT_SEED_START
+    if rng.random() < LAVFI_FRACTION:
+        return lavfi_clip(str(rng.choice(LAVFI_SOURCES)), num_frames, height, width, seed)
+    photos = TRAIN_PHOTOS if split == "train" else HELDOUT_PHOTOS
+    return photo_clip(str(rng.choice(photos)), num_frames, height, width, seed)
