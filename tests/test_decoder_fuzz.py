@@ -1,0 +1,86 @@
+"""Fuzzed frame files: the decoder returns a frame or raises BitstreamError, nothing else."""
+
+import copy
+import random
+import struct
+import zlib
+
+import pytest
+import torch
+
+from vidcodec.bitstream.errors import BitstreamError
+from vidcodec.bitstream.syntax import SequenceHeader
+from vidcodec.decoder import Decoder
+from vidcodec.encoder import Encoder
+from vidcodec.models.registry import build_model
+
+
+@pytest.fixture(scope="module")
+def coded():
+    torch.manual_seed(0)
+    codec = build_model("ssf-small", mid_planes=16, latent_planes=16).eval()
+    codec.update(force=True)
+    header = SequenceHeader(width=160, height=96, bit_depth=8, fps=30.0, num_frames=2, intra_period=8,
+                            model_id="ssf-small", quality=0, checkpoint_hash=bytes(16), pad_multiple=128)
+    encoder = Encoder(codec, header)
+    frames = [torch.rand(1, 3, 96, 160) for _ in range(2)]
+    packets = [encoder.encode(poc, x) for poc, x in enumerate(frames)]
+    decoder = Decoder(codec, header, header.write())
+    return decoder, packets
+
+
+def decoders_at(decoder: Decoder, packets, poc: int) -> Decoder:
+    """A decoder that has decoded the frames before ``poc``."""
+    fresh = copy.copy(decoder)
+    for packet in packets[:poc]:
+        fresh.decode(packet.data, "prefix")
+    return fresh
+
+
+def attempt(decoder: Decoder, data: bytes) -> None:
+    try:
+        x_hat = copy.copy(decoder).decode(data, "fuzzed")
+    except BitstreamError:
+        return
+    assert x_hat.shape == (1, 3, 96, 160) and torch.isfinite(x_hat).all()
+
+
+@pytest.mark.parametrize("poc", [0, 1])
+def test_every_truncation_point(coded, poc):
+    decoder, packets = coded
+    ready = decoders_at(decoder, packets, poc)
+    data = packets[poc].data
+    for length in range(len(data)):
+        with pytest.raises(BitstreamError):
+            copy.copy(ready).decode(data[:length], "truncated")
+
+
+@pytest.mark.parametrize("poc", [0, 1])
+def test_random_bit_flips(coded, poc):
+    decoder, packets = coded
+    ready = decoders_at(decoder, packets, poc)
+    data = packets[poc].data
+    rng = random.Random(poc)
+    for _ in range(300):
+        flipped = bytearray(data)
+        for _ in range(rng.randint(1, 3)):
+            flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+        if bytes(flipped) != data:
+            with pytest.raises(BitstreamError):
+                copy.copy(ready).decode(bytes(flipped), "flipped")
+
+
+@pytest.mark.parametrize("poc", [0, 1])
+def test_corrupted_payload_with_a_valid_crc_never_crashes(coded, poc):
+    """A buggy or hostile encoder can write a valid CRC over garbage: still no crash or hang."""
+    decoder, packets = coded
+    ready = decoders_at(decoder, packets, poc)
+    data = packets[poc].data[:-4]
+    num_parts = data[2 + 4 + 1 + 4 + 4 + 1]
+    payload_start = 2 + 4 + 1 + 4 + 4 + 1 + 1 + 4 * num_parts
+    rng = random.Random(10 + poc)
+    for _ in range(200):
+        body = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            body[rng.randrange(payload_start, len(body))] = rng.randrange(256)
+        attempt(ready, bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
