@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from compressai.entropy_models import GaussianConditional
+from compressai.models.base import get_scale_table
 
 from vidcodec.errors import CheckpointError
 from vidcodec.models.ssf import ScaleSpaceFlowCodec
@@ -102,14 +104,16 @@ def save_checkpoint(
     the scale table stay float32. Loading converts the weights back to float32.
     """
     model = copy.deepcopy(model).eval()
-    parameter_names = {name for name, _ in model.named_parameters()}
-    if float16:
-        with torch.no_grad():
-            for parameter in model.parameters():
+    # Quantiles stay float32: the CDF tables are built from them and they are tiny.
+    halved = {name for name, _ in model.named_parameters() if float16 and not name.endswith(".quantiles")}
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name in halved:
                 parameter.copy_(parameter.half().float())
-    model.update(force=True)
+    # Fit the entropy bottlenecks' quantiles by bisection (exact, unlike a short aux-loss training).
+    model.update(force=True, update_quantiles=True)
     state_dict = {
-        name: tensor.half() if float16 and name in parameter_names else tensor
+        name: tensor.half() if name in halved else tensor
         for name, tensor in model.state_dict().items()
         if not name.endswith(DERIVED_BUFFER_SUFFIXES)
     }
@@ -146,7 +150,11 @@ def _instantiate(model_id: str, config: dict, state_dict: dict, where: str) -> S
     state_dict = load_pretrained(state_dict)
     missing_tables = [k for k in model.state_dict() if k.endswith(DERIVED_BUFFER_SUFFIXES) and k not in state_dict]
     if missing_tables:
-        model.update(force=True)
+        # Only the Gaussian conditionals: updating the whole model would size the entropy
+        # bottlenecks' buffers, and then the file's tables would no longer load into them.
+        for name, module in model.named_modules():
+            if isinstance(module, GaussianConditional):
+                module.update_scale_table(state_dict.get(f"{name}.scale_table", get_scale_table()), force=True)
         state_dict.update({k: model.state_dict()[k] for k in missing_tables})
     try:
         model.load_state_dict(state_dict)

@@ -141,9 +141,11 @@ class Trainer:
 
             self.model.load_state_dict(load_model(config.model, checkpoint=config.init_from).codec.state_dict())
         self.model.train()
-        main_params = [p for n, p in self.model.named_parameters() if not n.endswith(".quantiles")]
+        # The entropy bottlenecks' quantiles are fitted by the auxiliary loss alone; keeping them out
+        # of the main optimizer also keeps their gradients out of the main gradient-norm clipping.
+        self.main_params = [p for n, p in self.model.named_parameters() if not n.endswith(".quantiles")]
         aux_params = [p for n, p in self.model.named_parameters() if n.endswith(".quantiles")]
-        self.optimizer = torch.optim.Adam(main_params, lr=config.learning_rate)
+        self.optimizer = torch.optim.Adam(self.main_params, lr=config.learning_rate)
         self.aux_optimizer = torch.optim.Adam(aux_params, lr=config.aux_learning_rate)
         milestones = [int(f * config.steps) for f in config.lr_drops]
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=0.1)
@@ -203,7 +205,7 @@ class Trainer:
         terms = rd_loss(self.model, frames, self.config.lmbda)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
+        torch.nn.utils.clip_grad_norm_(self.main_params, self.config.clip_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         aux_loss = sum(self.model.aux_loss())

@@ -1,0 +1,67 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidcodec.train.synthetic import (
+    HELDOUT_PHOTOS,
+    TRAIN_PHOTOS,
+    lavfi_clip,
+    load_photo,
+    photo_clip,
+    random_clip,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_photo_clips_are_deterministic_and_seed_dependent():
+    a = photo_clip("rocket", 3, 64, 96, seed=5)
+    assert np.array_equal(a, photo_clip("rocket", 3, 64, 96, seed=5))
+    assert not np.array_equal(a, photo_clip("rocket", 3, 64, 96, seed=6))
+    assert a.shape == (3, 64, 96, 3) and a.dtype == np.float32
+    assert 0.0 <= a.min() and a.max() <= 1.0
+
+
+def test_held_out_photos_are_never_training_photos_and_all_load():
+    assert not set(TRAIN_PHOTOS) & set(HELDOUT_PHOTOS)
+    for name in TRAIN_PHOTOS + HELDOUT_PHOTOS:
+        assert load_photo(name).shape[2] == 3
+
+
+def test_clips_move_but_stay_correlated():
+    rng = np.random.default_rng(0)
+    moving, unrelated = [], []
+    for seed in range(6):
+        clip = photo_clip(TRAIN_PHOTOS[seed], 3, 96, 96, seed)
+        other = photo_clip(TRAIN_PHOTOS[seed + 1], 3, 96, 96, seed + 100)
+        moving.append(np.mean((clip[1] - clip[0]) ** 2))
+        unrelated.append(np.mean((clip[0] - other[0]) ** 2))
+    assert np.mean(moving) > 0
+    assert np.mean(moving) < 0.5 * np.mean(unrelated)
+    assert rng is not None
+
+
+@pytest.mark.parametrize("source", ["mandelbrot", "life", "cellauto", "testsrc2"])
+def test_lavfi_sources(source):
+    clip = lavfi_clip(source, 2, 64, 80, seed=3)
+    assert clip.shape == (2, 64, 80, 3) and clip.dtype == np.float32
+    assert np.array_equal(clip, lavfi_clip(source, 2, 64, 80, seed=3))
+
+
+def test_random_clip_splits():
+    rng = np.random.default_rng(1)
+    for split in ("train", "heldout"):
+        assert random_clip(rng, 2, 64, 64, split).shape == (2, 64, 64, 3)
+    with pytest.raises(ValueError, match="split"):
+        random_clip(rng, 2, 64, 64, "test")
+
+
+def test_demo_sequence_script_writes_the_expected_file(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "make_sequences.py"), "--demo", "--out-dir",
+                             str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    files = list(tmp_path.glob("Demo_416x240_30fps_420_8bit_YUV.yuv"))
+    assert len(files) == 1 and files[0].stat().st_size == 416 * 240 * 3 // 2 * 17
