@@ -23,7 +23,8 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from vidcodec.errors import VidcodecError
     from vidcodec.io.yuv import SequenceError
 
-    return (VidcodecError, SequenceError)
+    # OSError: unwritable output, full disk, ... are the environment's, not a bug of ours.
+    return (VidcodecError, SequenceError, OSError)
 
 
 def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -82,18 +83,18 @@ def run_encode(args: argparse.Namespace) -> int:
     if args.checkpoint is not None:
         # A local file is not one of the named rate points: drop the config's default quality.
         config = dataclasses.replace(config, quality=None).validate()
-    reader = YuvReader(args.sequence, size=args.size, fps=args.fps, bit_depth=args.bit_depth)
     out_dir = args.out or Path("out") / args.sequence.stem
-    result = encode_sequence(
-        reader,
-        out_dir,
-        config,
-        num_frames=args.frames,
-        recon_path=args.recon,
-        force=args.force,
-        progress=not args.quiet,
-        run_info={"command": sys.argv},
-    )
+    with YuvReader(args.sequence, size=args.size, fps=args.fps, bit_depth=args.bit_depth) as reader:
+        result = encode_sequence(
+            reader,
+            out_dir,
+            config,
+            num_frames=args.frames,
+            recon_path=args.recon,
+            force=args.force,
+            progress=not args.quiet,
+            run_info={"command": sys.argv},
+        )
     _print_summary(result.summary, result.out_dir)
     return 0
 

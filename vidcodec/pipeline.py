@@ -138,12 +138,13 @@ def encode_sequence(
             frame_hat = rgb_to_yuv420(packet.x_hat, geometry.bit_depth)
             if recon is not None:
                 recon.write_frame(frame_hat)
+            bits = 8 * frame_path.stat().st_size  # what a decoder reads, headers included
             record = frame_record(
                 poc=poc,
                 frame_type=packet.frame_type,
-                bits=8 * frame_path.stat().st_size,
+                bits=bits,
                 part_bits=packet.part_bits,
-                bpp=bpp(8 * frame_path.stat().st_size, geometry.width, geometry.height),
+                bpp=bpp(bits, geometry.width, geometry.height),
                 psnr_rgb=psnr_rgb_db(x, packet.x_hat),
                 planes=psnr_planes_db(frame, frame_hat, geometry.bit_depth),
                 ms_ssim_rgb=ms_ssim_rgb(x, packet.x_hat),
@@ -187,6 +188,7 @@ def _optional_writer(path: Path | None, geometry: SequenceGeometry) -> Iterator[
         yield None
         return
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}{path.suffix}")
     writer = YuvWriter(tmp, geometry)
     try:
