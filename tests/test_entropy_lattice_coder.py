@@ -1,0 +1,78 @@
+import pytest
+import torch
+from compressai.entropy_models import GaussianConditional
+from compressai.models.base import get_scale_table
+
+from vidcodec.entropy.lattice_coder import LatticeLatentCoder, estimated_table_points
+from vidcodec.quant.tables import TableCache
+
+
+@pytest.fixture(scope="module")
+def table_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("tables")  # shared: tables are built once for the module
+
+
+@pytest.fixture(scope="module")
+def gaussian_conditional():
+    gc = GaussianConditional(None)
+    gc.update_scale_table(get_scale_table(), force=True)
+    return gc
+
+
+def latent(seed: int, shape=(1, 16, 12, 20), sigma_index_range=(0, 30)):
+    g = torch.Generator().manual_seed(seed)
+    scale_indexes = torch.randint(*sigma_index_range, shape, generator=g).to(torch.int32)
+    sigma = get_scale_table()[scale_indexes.long()]
+    mu = torch.randn(shape, generator=g) * 3
+    y = mu + torch.randn(shape, generator=g) * sigma
+    return y, mu, scale_indexes
+
+
+@pytest.mark.parametrize("lattice_name", ["a2", "a3*"])
+def test_round_trip_is_exact_and_matches_the_lattice(lattice_name, gaussian_conditional, table_dir):
+    coder = LatticeLatentCoder(lattice_name, gaussian_conditional, TableCache(table_dir))
+    y, mu, scale_indexes = latent(0)
+    data, y_hat, digest = coder.encode(y, mu, scale_indexes)
+    decoded, decoded_digest = LatticeLatentCoder(lattice_name, gaussian_conditional, TableCache(table_dir)).decode(
+        data, mu, scale_indexes)
+    assert torch.equal(decoded, y_hat) and digest == decoded_digest
+    # quantization error is bounded by the covering radius (< 1 for unit-volume lattices here)
+    assert (y_hat - y).abs().max() < 1.0
+
+
+def test_extreme_outliers_go_through_the_escape(gaussian_conditional, table_dir):
+    coder = LatticeLatentCoder("a3*", gaussian_conditional, TableCache(table_dir))
+    y, mu, scale_indexes = latent(1)
+    y = y.clone()
+    y.view(-1)[::50] += 1e4  # far outside every table
+    y.view(-1)[7] -= 3e6
+    data, y_hat, _ = coder.encode(y, mu, scale_indexes)
+    decoded, _ = coder.decode(data, mu, scale_indexes)
+    assert torch.equal(decoded, y_hat)
+    assert (y_hat - y).abs().max() < 1.0  # nothing clipped
+
+
+def test_lattice_coding_uses_fewer_bits_than_the_entropy_bound_allows(gaussian_conditional, table_dir):
+    """Coded size is within 3% of the ideal -log2 P of the table symbols (16-bit rANS, escapes)."""
+    coder = LatticeLatentCoder("a2", gaussian_conditional, TableCache(table_dir))
+    y, mu, scale_indexes = latent(2, shape=(1, 64, 32, 32), sigma_index_range=(10, 25))
+    data, _, _ = coder.encode(y, mu, scale_indexes)
+    tuples, tuple_scales, scalar_positions, tables = coder._plan(scale_indexes)
+    assert len(scalar_positions) < 64  # leftovers only
+    residual = (y - mu).reshape(-1).double()
+    coords = coder.lattice.quantize_coords(residual[tuples])
+    ideal_bits = 0.0
+    for scale_index, table in tables.lattice_tables.items():
+        rows = tuple_scales == scale_index
+        symbols = table.symbols_of(coords[rows])
+        assert (symbols >= 0).all()
+        ideal_bits += float(-torch.log2(torch.from_numpy(table.pmf)[symbols]).sum())
+    assert 8 * len(data) == pytest.approx(ideal_bits, rel=0.03)
+
+
+def test_large_scales_fall_back_to_scalar_coding(gaussian_conditional):
+    coder = LatticeLatentCoder("a3*", gaussian_conditional)
+    lattice_indexes = coder.lattice_scale_indexes()
+    assert lattice_indexes == list(range(len(lattice_indexes)))  # a prefix of the increasing scale table
+    assert 0 < len(lattice_indexes) < 64
+    assert estimated_table_points(3, float(get_scale_table()[-1])) > 4096

@@ -1,0 +1,195 @@
+"""Entropy coding of a latent with lattice vector quantization of its residual r = y - mu.
+
+Latents are grouped into v-tuples by scale index (quant/grouping.py). Each tuple is quantized to
+the nearest point of the unit-volume lattice and coded as the point's symbol in the PMF table of
+its scale (quant/tables.py), with compressai's rANS. A point missing from the table (pruned as
+improbable) is coded as the escape symbol followed by its integer lattice coordinates, each with
+a wide discretized-Gaussian fallback model (compressai's bypass coding covers any integer beyond
+that model): every input stays codable, nothing is clipped.
+
+Scales whose table would exceed MAX_TABLE_POINTS symbols (an estimate from the ball of radius
+where cells drop below the pruning threshold) are not lattice-coded: with 16-bit rANS precision
+every symbol costs at least 2^-16 of the probability mass, so huge tables waste rate. Their latents
+and the leftovers of the grouping are coded by scalar rounding with the Gaussian conditional's
+own tables, exactly as the baseline. The decoder knows every scale index before decoding y, so it
+rebuilds the same grouping, tables and choices.
+
+Stream layout (one rANS string): tuple symbols, then scalar symbols, then escape coordinates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import torch
+from compressai._CXX import pmf_to_quantized_cdf
+from compressai.ans import BufferedRansEncoder, RansDecoder
+
+from vidcodec.quant.grouping import group_by_scale
+from vidcodec.quant.lattice import get_lattice
+from vidcodec.quant.tables import PRUNE_PROBABILITY, TableCache, TableSpec
+
+CDF_PRECISION_BITS = 16
+MAX_TABLE_POINTS = 4096
+# Smallest escape probability given to a table: escapes must stay codable even where the
+# integrated pruned mass underflows.
+MIN_ESCAPE_PROBABILITY = 1e-6
+FALLBACK_HALF_WIDTH = 64  # coordinates in [-64, 64] use the fallback table; beyond, rANS bypass
+
+
+def estimated_table_points(dim: int, sigma: float, prune: float = PRUNE_PROBABILITY) -> float:
+    """Points of a unit-volume lattice in the ball where cells can exceed ``prune``; infinite when
+    no cell can (a table would be empty and every tuple an escape)."""
+    peak = (2 * math.pi * sigma**2) ** (-dim / 2)
+    if peak <= prune:
+        return math.inf
+    radius = sigma * math.sqrt(2 * math.log(peak / prune)) + 1.0
+    return math.pi ** (dim / 2) / math.gamma(dim / 2 + 1) * radius**dim
+
+
+@dataclass
+class _CodingTables:
+    """The CDF list handed to rANS and where each kind of table starts in it."""
+
+    cdfs: list[list[int]]
+    cdf_lengths: list[int]
+    offsets: list[int]
+    lattice_table_of: dict[int, int]  # scale index -> position of its lattice table in cdfs
+    lattice_tables: dict[int, object]  # scale index -> LatticeTable
+    fallback_index: int
+    num_scalar_tables: int
+    digest: bytes  # hash of every CDF in use (part of the desync guard)
+
+
+class LatticeLatentCoder:
+    """Codes a residual latent with lattice VQ; the scalar path reuses a compressai GaussianConditional."""
+
+    def __init__(self, lattice_name: str, gaussian_conditional, cache: TableCache | None = None) -> None:
+        self.lattice = get_lattice(lattice_name)
+        self.lattice_name = lattice_name
+        self.gc = gaussian_conditional
+        self.cache = cache or TableCache()
+        self.scale_table = [float(s) for s in gaussian_conditional.scale_table.tolist()]
+        self._tables: dict[tuple[int, ...], _CodingTables] = {}
+
+    def lattice_scale_indexes(self) -> list[int]:
+        """Scale indexes whose tuples are lattice-coded (the rest is scalar)."""
+        return [k for k, s in enumerate(self.scale_table) if estimated_table_points(self.lattice.dim, s) <= MAX_TABLE_POINTS]
+
+    def _coding_tables(self, used: tuple[int, ...]) -> _CodingTables:
+        if used in self._tables:
+            return self._tables[used]
+        cdfs = [list(map(int, row[:length])) for row, length in zip(self.gc._quantized_cdf.tolist(),
+                                                                     self.gc._cdf_length.tolist())]
+        lengths = [int(v) for v in self.gc._cdf_length.tolist()]
+        offsets = [int(v) for v in self.gc._offset.tolist()]
+        num_scalar = len(cdfs)
+        lattice_table_of, lattice_tables = {}, {}
+        for scale_index in used:
+            table = self.cache.get(TableSpec(self.lattice_name, self.scale_table[scale_index]))
+            escape = max(table.escape_mass, MIN_ESCAPE_PROBABILITY)
+            pmf = torch.tensor(list(table.pmf) + [escape], dtype=torch.float64)
+            cdf = pmf_to_quantized_cdf((pmf / pmf.sum()).tolist(), CDF_PRECISION_BITS)
+            lattice_table_of[scale_index] = len(cdfs)
+            lattice_tables[scale_index] = table
+            cdfs.append(cdf)
+            lengths.append(len(cdf))
+            offsets.append(0)
+        # Fallback for escaped coordinates: a wide discretized Laplacian-like table over
+        # [-FALLBACK_HALF_WIDTH, FALLBACK_HALF_WIDTH], compressai's bypass beyond.
+        values = torch.arange(-FALLBACK_HALF_WIDTH, FALLBACK_HALF_WIDTH + 1, dtype=torch.float64)
+        fallback = torch.exp(-values.abs() / 8.0)
+        fallback = torch.cat([fallback / fallback.sum() * (1 - 1e-3), torch.tensor([1e-3], dtype=torch.float64)])
+        fallback_cdf = pmf_to_quantized_cdf(fallback.tolist(), CDF_PRECISION_BITS)
+        fallback_index = len(cdfs)
+        cdfs.append(fallback_cdf)
+        lengths.append(len(fallback_cdf))
+        offsets.append(-FALLBACK_HALF_WIDTH)
+        digest = hashlib.blake2b(digest_size=8)
+        for cdf in cdfs[num_scalar:]:
+            digest.update(torch.tensor(cdf, dtype=torch.int32).numpy().tobytes())
+        tables = _CodingTables(cdfs, lengths, offsets, lattice_table_of, lattice_tables, fallback_index,
+                               num_scalar, digest.digest())
+        self._tables[used] = tables
+        return tables
+
+    def _plan(self, scale_indexes: torch.Tensor):
+        """Grouping restricted to lattice-coded scales, scalar positions, and the tables in use."""
+        flat_scales = scale_indexes.reshape(-1).to(torch.int64)
+        lattice_ok = torch.zeros(len(self.scale_table), dtype=torch.bool)
+        lattice_ok[self.lattice_scale_indexes()] = True
+        eligible = lattice_ok[flat_scales]
+        # Non-eligible latents get a sentinel scale so that grouping never mixes them in tuples.
+        grouping = group_by_scale(torch.where(eligible, flat_scales, -1), self.lattice.dim)
+        keep = grouping.tuple_scale_indexes >= 0
+        tuples, tuple_scales = grouping.tuples[keep], grouping.tuple_scale_indexes[keep]
+        scalar_positions = torch.sort(torch.cat([grouping.tuples[~keep].reshape(-1), grouping.leftovers])).values
+        used = tuple(sorted(set(tuple_scales.tolist())))
+        return tuples, tuple_scales, scalar_positions, self._coding_tables(used)
+
+    def encode(self, y: torch.Tensor, mu: torch.Tensor, scale_indexes: torch.Tensor) -> tuple[bytes, torch.Tensor, bytes]:
+        """Returns (bytes, y_hat, table digest). y, mu: (1,C,h,w) float; scale_indexes int."""
+        tuples, tuple_scales, scalar_positions, tables = self._plan(scale_indexes)
+        residual = (y - mu).reshape(-1).to(torch.float64)
+        flat_scales = scale_indexes.reshape(-1).to(torch.int64)
+        r_hat = torch.zeros_like(residual)
+        encoder = BufferedRansEncoder()
+        # 1. tuples
+        coords = self.lattice.quantize_coords(residual[tuples])  # (T, dim)
+        r_hat[tuples] = self.lattice.from_coords(coords)
+        symbols = torch.empty(len(tuples), dtype=torch.int64)
+        table_ids = torch.empty(len(tuples), dtype=torch.int64)
+        escaped = []
+        for scale_index in tables.lattice_table_of:
+            rows = torch.nonzero(tuple_scales == scale_index).reshape(-1)
+            table = tables.lattice_tables[scale_index]
+            found = table.symbols_of(coords[rows])
+            symbols[rows] = torch.where(found >= 0, found, table.num_points)
+            table_ids[rows] = tables.lattice_table_of[scale_index]
+            escaped.append(rows[found < 0])
+        encoder.encode_with_indexes(symbols.tolist(), table_ids.tolist(), tables.cdfs, tables.cdf_lengths, tables.offsets)
+        # 2. scalar latents: rounding, the Gaussian conditional's tables (index = scale index)
+        scalar_symbols = torch.round(residual[scalar_positions])
+        r_hat[scalar_positions] = scalar_symbols
+        encoder.encode_with_indexes(scalar_symbols.to(torch.int64).tolist(), flat_scales[scalar_positions].tolist(),
+                                    tables.cdfs, tables.cdf_lengths, tables.offsets)
+        # 3. coordinates of escaped tuples, in tuple order
+        escaped_rows = torch.sort(torch.cat(escaped)).values if escaped else torch.empty(0, dtype=torch.int64)
+        escape_coords = coords[escaped_rows].reshape(-1)
+        encoder.encode_with_indexes(escape_coords.tolist(), [tables.fallback_index] * len(escape_coords),
+                                    tables.cdfs, tables.cdf_lengths, tables.offsets)
+        y_hat = mu + r_hat.reshape(mu.shape).to(mu.dtype)
+        return encoder.flush(), y_hat, tables.digest
+
+    def decode(self, data: bytes, mu: torch.Tensor, scale_indexes: torch.Tensor) -> tuple[torch.Tensor, bytes]:
+        """Inverse of encode: returns (y_hat, table digest)."""
+        tuples, tuple_scales, scalar_positions, tables = self._plan(scale_indexes)
+        flat_scales = scale_indexes.reshape(-1).to(torch.int64)
+        r_hat = torch.zeros(mu.numel(), dtype=torch.float64)
+        decoder = RansDecoder()
+        decoder.set_stream(data)
+        table_ids = torch.tensor([tables.lattice_table_of[s] for s in tuple_scales.tolist()], dtype=torch.int64)
+        symbols = torch.tensor(decoder.decode_stream(table_ids.tolist(), tables.cdfs, tables.cdf_lengths,
+                                                     tables.offsets), dtype=torch.int64)
+        scalar_symbols = decoder.decode_stream(flat_scales[scalar_positions].tolist(), tables.cdfs,
+                                               tables.cdf_lengths, tables.offsets)
+        r_hat[scalar_positions] = torch.tensor(scalar_symbols, dtype=torch.float64)
+        coords = torch.zeros(len(tuples), self.lattice.dim, dtype=torch.int64)
+        escaped = torch.zeros(len(tuples), dtype=torch.bool)
+        for scale_index, table in tables.lattice_tables.items():
+            rows = torch.nonzero(tuple_scales == scale_index).reshape(-1)
+            row_symbols = symbols[rows]
+            # A corrupted stream can produce any symbol: everything >= num_points is an escape.
+            inside = (row_symbols >= 0) & (row_symbols < table.num_points)
+            coords[rows[inside]] = table.coords[row_symbols[inside]]
+            escaped[rows[~inside]] = True
+        escaped_rows = torch.nonzero(escaped).reshape(-1)
+        num_escape_values = len(escaped_rows) * self.lattice.dim
+        escape_values = decoder.decode_stream([tables.fallback_index] * num_escape_values, tables.cdfs,
+                                              tables.cdf_lengths, tables.offsets)
+        if num_escape_values:
+            coords[escaped_rows] = torch.tensor(escape_values, dtype=torch.int64).reshape(-1, self.lattice.dim)
+        r_hat[tuples] = self.lattice.from_coords(coords)
+        return mu + r_hat.reshape(mu.shape).to(mu.dtype), tables.digest
