@@ -206,3 +206,15 @@ def test_errors_exit_nonzero_without_traceback_in_a_real_process(tmp_path):
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize("quant", ["hex", "oct"])
+def test_lattice_quantizers_round_trip_bit_exactly(workspace, tmp_path, quant):
+    root, sequence, _ = workspace
+    stream = tmp_path / quant
+    assert encode_main([str(sequence), "--checkpoint", str(root / "tiny.pt"), "--frames", "4", "--quant", quant,
+                        "--out", str(stream), "--recon", str(tmp_path / "recon.yuv"), "--quiet"]) == 0
+    records = [json.loads(line) for line in (stream / "rd.jsonl").read_text().splitlines()]
+    assert {r["quantizer"] for r in records} == {quant}
+    assert decode(stream, tmp_path / "decoded.yuv", root / "tiny.pt") == 0
+    assert (tmp_path / "decoded.yuv").read_bytes() == (tmp_path / "recon.yuv").read_bytes()

@@ -56,6 +56,8 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrained", action="store_true", default=None, help="CompressAI zoo weights (ssf)")
     parser.add_argument("--intra-period", type=int, help="I-frame period; -1 = first frame only")
     parser.add_argument("--threads", type=int, dest="num_threads", help="torch threads for coding")
+    parser.add_argument("--quant", choices=("sq", "hex", "oct", "d4", "e8"),
+                        help="quantizer of P-frame residual latents (default sq)")
     parser.add_argument("--no-verify", action="store_false", dest="verify", default=None,
                         help="do not decode each frame file after writing it")
     parser.add_argument("--out", type=Path, help="output directory (default: out/<sequence name>)")
@@ -77,6 +79,7 @@ def run_encode(args: argparse.Namespace) -> int:
         "pretrained": args.pretrained,
         "intra_period": args.intra_period,
         "num_threads": args.num_threads,
+        "quant": args.quant,
         "verify": args.verify,
     }
     config = load_config(args.config, overrides)

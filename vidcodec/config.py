@@ -12,7 +12,10 @@ from vidcodec.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
-QUANTIZERS = ("sq",)
+# Quantizer of P-frame residual latents -> lattice (None = scalar rounding). d4 and e8 are
+# experimental: their tables are built by quasi-Monte Carlo and only small scales are lattice-coded.
+QUANTIZER_LATTICES = {"sq": None, "hex": "a2", "oct": "a3*", "d4": "d4", "e8": "e8"}
+QUANTIZERS = tuple(QUANTIZER_LATTICES)
 MAX_THREADS = 255  # stored in one byte of the sequence header
 
 

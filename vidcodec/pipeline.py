@@ -26,8 +26,9 @@ import torch
 
 from vidcodec.bitstream.errors import BitstreamError
 from vidcodec.bitstream.syntax import SequenceHeader, frame_file_name
-from vidcodec.config import CodecConfig
+from vidcodec.config import QUANTIZER_LATTICES, CodecConfig
 from vidcodec.decoder import Decoder
+from vidcodec.entropy.lattice_coder import coding_parameters
 from vidcodec.encoder import Encoder
 from vidcodec.errors import CheckpointError, OutputError, VidcodecError
 from vidcodec.io.color import rgb_to_yuv420, yuv420_to_rgb
@@ -94,6 +95,8 @@ def encode_sequence(
     torch.set_num_threads(config.num_threads)
     if model is None:
         model = load_model(config.model, config.quality, config.checkpoint, config.pretrained)
+    lattice_name = QUANTIZER_LATTICES[config.quant]
+    model.codec.set_residual_quantizer(lattice_name)
     header = SequenceHeader(
         width=geometry.width,
         height=geometry.height,
@@ -106,6 +109,7 @@ def encode_sequence(
         checkpoint_hash=model.checkpoint_hash,
         pad_multiple=model.codec.pad_multiple,
         quantizer=config.quant,
+        quant_params=coding_parameters(lattice_name) if lattice_name else b"",
         latent_shift=int(config.latent_shift),
         num_threads=config.num_threads,
     )
@@ -249,6 +253,21 @@ def load_model_for_stream(header: SequenceHeader, checkpoint: Path | None) -> Lo
     return model
 
 
+def configure_quantizer(model: LoadedModel, header: SequenceHeader) -> None:
+    """Set the stream's quantizer on the model, refusing tables this build cannot reproduce."""
+    if header.quantizer not in QUANTIZER_LATTICES:
+        raise BitstreamError(f"sequence.hdr: unknown quantizer '{header.quantizer}' "
+                             f"(this decoder knows {', '.join(QUANTIZER_LATTICES)})")
+    lattice_name = QUANTIZER_LATTICES[header.quantizer]
+    expected = coding_parameters(lattice_name) if lattice_name else b""
+    if header.quant_params != expected:
+        raise BitstreamError(
+            f"sequence.hdr: the stream's lattice table parameters {header.quant_params!r} differ from "
+            f"this decoder's {expected!r}; decode with the vidcodec release that encoded it"
+        )
+    model.codec.set_residual_quantizer(lattice_name)
+
+
 def decode_sequence(
     stream_dir: Path,
     output_path: Path,
@@ -260,6 +279,7 @@ def decode_sequence(
     header, header_bytes = read_stream_header(stream_dir)
     torch.set_num_threads(header.num_threads)
     model = load_model_for_stream(header, checkpoint)
+    configure_quantizer(model, header)
     decoder = Decoder(model.codec, header, header_bytes)
     geometry = SequenceGeometry(header.width, header.height, header.bit_depth, header.fps)
     bar = _progress_bar(header.num_frames, f"decode {stream_dir.name}", progress)

@@ -34,6 +34,7 @@ class CodedLatent:
     mu: torch.Tensor
     sigma: torch.Tensor  # lower-bounded scales, as the Gaussian conditional uses them
     scale_indexes: torch.Tensor  # int32, index into the Gaussian conditional's scale table
+    table_digest: bytes = b""  # hash of the lattice PMF tables used (empty for scalar coding)
 
 
 class HyperpriorCoder:
@@ -45,6 +46,12 @@ class HyperpriorCoder:
 
     def __init__(self, hyperprior: nn.Module) -> None:
         self.hyperprior = hyperprior
+        # Optional lattice coder of y (entropy/lattice_coder.py); None = scalar rounding.
+        self.y_coder = None
+
+    def table_digest(self, scale_indexes: torch.Tensor) -> bytes:
+        """Hash of the lattice tables y will be coded with (known from the scale indexes alone)."""
+        return self.y_coder.table_digest(scale_indexes) if self.y_coder is not None else b""
 
     def _entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         hp = self.hyperprior
@@ -61,6 +68,9 @@ class HyperpriorCoder:
         z_bytes = hp.entropy_bottleneck.compress(z)[0]
         z_hat = hp.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
         mu, sigma, scale_indexes = self._entropy_parameters(z_hat)
+        if self.y_coder is not None:
+            y_bytes, y_hat, digest = self.y_coder.encode(y, mu, scale_indexes)
+            return CodedLatent(z_bytes, y_bytes, y_hat, mu, sigma, scale_indexes, digest)
         y_symbols = torch.round(y - mu)
         y_bytes = hp.gaussian_conditional.compress(y_symbols + mu, scale_indexes, mu)[0]
         return CodedLatent(z_bytes, y_bytes, y_symbols + mu, mu, sigma, scale_indexes)
@@ -73,13 +83,17 @@ class HyperpriorCoder:
 
     def decode_main(self, y_bytes: bytes, params: EntropyParameters) -> torch.Tensor:
         """Decode y given its entropy parameters; returns y_hat = symbols + mu."""
+        if self.y_coder is not None:
+            return self.y_coder.decode(y_bytes, params.mu, params.scale_indexes)[0]
         gc = self.hyperprior.gaussian_conditional
         return gc.decompress([y_bytes], params.scale_indexes, params.mu.dtype, params.mu)
 
 
-def entropy_hash(scale_indexes: list[torch.Tensor]) -> bytes:
-    """4-byte hash of the scale indexes of a frame's latents, in coding order (desync guard)."""
+def entropy_hash(scale_indexes: list[torch.Tensor], table_digests: bytes = b"") -> bytes:
+    """4-byte hash of the scale indexes of a frame's latents, in coding order, and of the lattice
+    tables in use (desync guard)."""
     digest = hashlib.blake2b(digest_size=4)
     for indexes in scale_indexes:
         digest.update(indexes.to(torch.int32).contiguous().numpy().tobytes())
+    digest.update(table_digests)
     return digest.digest()

@@ -20,6 +20,7 @@ Stream layout (one rANS string): tuple symbols, then scalar symbols, then escape
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 
@@ -37,6 +38,24 @@ MAX_TABLE_POINTS = 4096
 # integrated pruned mass underflows.
 MIN_ESCAPE_PROBABILITY = 1e-6
 FALLBACK_HALF_WIDTH = 64  # coordinates in [-64, 64] use the fallback table; beyond, rANS bypass
+
+
+def coding_parameters(lattice_name: str) -> bytes:
+    """Everything the decoder must share to rebuild the tables, as stored in the sequence header."""
+    from vidcodec.quant import tables
+
+    return json.dumps({
+        "lattice": get_lattice(lattice_name).name,
+        "table_format": tables.TABLE_FORMAT_VERSION,
+        "prune": tables.PRUNE_PROBABILITY,
+        "qmc_log2_points": tables.QMC_LOG2_POINTS,
+        "qmc_seed": tables.QMC_SEED,
+        "gauss_legendre_nodes": tables.GAUSS_LEGENDRE_NODES,
+        "max_table_points": MAX_TABLE_POINTS,
+        "min_escape": MIN_ESCAPE_PROBABILITY,
+        "fallback_half_width": FALLBACK_HALF_WIDTH,
+        "cdf_precision_bits": CDF_PRECISION_BITS,
+    }, sort_keys=True, separators=(",", ":")).encode()
 
 
 def estimated_table_points(dim: int, sigma: float, prune: float = PRUNE_PROBABILITY) -> float:
@@ -128,6 +147,9 @@ class LatticeLatentCoder:
         scalar_positions = torch.sort(torch.cat([grouping.tuples[~keep].reshape(-1), grouping.leftovers])).values
         used = tuple(sorted(set(tuple_scales.tolist())))
         return tuples, tuple_scales, scalar_positions, self._coding_tables(used)
+
+    def table_digest(self, scale_indexes: torch.Tensor) -> bytes:
+        return self._plan(scale_indexes)[3].digest
 
     def encode(self, y: torch.Tensor, mu: torch.Tensor, scale_indexes: torch.Tensor) -> tuple[bytes, torch.Tensor, bytes]:
         """Returns (bytes, y_hat, table digest). y, mu: (1,C,h,w) float; scale_indexes int."""

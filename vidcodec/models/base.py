@@ -69,9 +69,9 @@ class FrameCodec(ABC):
     ) -> torch.Tensor: ...
 
 
-def check_entropy_hash(scale_indexes: list[torch.Tensor], expected_hash: bytes) -> None:
-    """Raise DecoderDesyncError when the decoder's scale indexes differ from the encoder's."""
-    actual = entropy_hash(scale_indexes)
+def check_entropy_hash(scale_indexes: list[torch.Tensor], expected_hash: bytes, table_digests: bytes = b"") -> None:
+    """Raise DecoderDesyncError when the decoder's scale indexes (or lattice tables) differ from the encoder's."""
+    actual = entropy_hash(scale_indexes, table_digests)
     if actual != expected_hash:
         raise DecoderDesyncError(
             f"decoder desync: the entropy parameters recomputed by the decoder (hash {actual.hex()}) "

@@ -56,6 +56,17 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         self._motion_coder = HyperpriorCoder(self.motion_hyperprior)
         self._residual_coder = HyperpriorCoder(self.res_hyperprior)
 
+    def set_residual_quantizer(self, lattice_name: str | None, cache=None) -> None:
+        """Quantize P-frame residual latents on a lattice (e.g. "a2", "a3*"); None = rounding.
+
+        No retraining: the hyperprior's Gaussians are integrated over the lattice cells."""
+        from vidcodec.entropy.lattice_coder import LatticeLatentCoder
+
+        self._residual_coder.y_coder = (
+            None if lattice_name is None
+            else LatticeLatentCoder(lattice_name, self.res_hyperprior.gaussian_conditional, cache)
+        )
+
     def _rebuild_with_widths(self, mid: int, latent: int) -> None:
         # CompressAI defines these classes inside ScaleSpaceFlow.__init__; reuse them through the
         # instances so that the structure stays exactly CompressAI's.
@@ -131,7 +142,7 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
             part_names=self.inter_part_names,
             parts=[motion.z_bytes, motion.y_bytes, residual.z_bytes, residual.y_bytes],
             x_hat=self._synthesize_inter(x_pred, residual.y_hat, motion.y_hat),
-            entropy_hash=entropy_hash([motion.scale_indexes, residual.scale_indexes]),
+            entropy_hash=entropy_hash([motion.scale_indexes, residual.scale_indexes], residual.table_digest),
             latents={"motion": motion, "residual": residual, "x_pred": x_pred},
         )
 
@@ -153,7 +164,11 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         z_shape = self._z_shape(tuple(x_ref.shape[-2:]))
         motion_params = _decode_side(self._motion_coder, motion_z, z_shape, "motion")
         residual_params = _decode_side(self._residual_coder, residual_z, z_shape, "residual")
-        check_entropy_hash([motion_params.scale_indexes, residual_params.scale_indexes], expected_hash)
+        check_entropy_hash(
+            [motion_params.scale_indexes, residual_params.scale_indexes],
+            expected_hash,
+            self._residual_coder.table_digest(residual_params.scale_indexes),
+        )
         y_motion_hat = self._motion_coder.decode_main(motion_y, motion_params)
         x_pred = self._predict(x_ref, y_motion_hat)
         y_res_hat = self._residual_coder.decode_main(residual_y, residual_params)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -165,10 +166,12 @@ def build_table(spec: TableSpec) -> LatticeTable:
 
 
 class TableCache:
-    """Tables on disk, one .npz per TableSpec key, written atomically (temporary name, rename)."""
+    """Tables on disk, one .npz per TableSpec key, written atomically (temporary name, rename).
+
+    Default directory: $VIDCODEC_CACHE/lattice_tables (VIDCODEC_CACHE defaults to ~/.cache/vidcodec)."""
 
     def __init__(self, directory: Path | None = None) -> None:
-        default = Path.home() / ".cache" / "vidcodec" / "lattice_tables"
+        default = Path(os.environ.get("VIDCODEC_CACHE", Path.home() / ".cache" / "vidcodec")) / "lattice_tables"
         self.directory = Path(directory) if directory is not None else default
         self._memory: dict[str, LatticeTable] = {}
 
