@@ -63,3 +63,12 @@ def test_cache_returns_identical_tables_and_rebuilds_damaged_files(tmp_path):
     rebuilt = TableCache(tmp_path).get(spec)
     assert rebuilt.pmf.tobytes() == built.pmf.tobytes()
     assert TableSpec("a2", 0.9).key() != TableSpec("a2", 0.9000001).key()
+
+
+def test_symbol_lookup_agrees_with_a_dictionary():
+    table = build_table(TableSpec("a3*", 0.7))
+    lookup = {tuple(row): i for i, row in enumerate(table.coords.tolist())}
+    queries = torch.randint(-12, 12, (5000, 3))
+    expected = [lookup.get(tuple(row), -1) for row in queries.tolist()]
+    assert table.symbols_of(queries).tolist() == expected
+    assert table.symbols_of(queries.reshape(50, 100, 3)).shape == (50, 100)

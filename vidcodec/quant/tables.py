@@ -26,6 +26,7 @@ a key of all their parameters (``TableCache``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -84,10 +85,33 @@ class LatticeTable:
         return len(self.pmf)
 
     def symbols_of(self, coords: torch.Tensor) -> torch.Tensor:
-        """Table index of each point (..., dim) int64; -1 where the point is not in the table."""
-        lookup = {tuple(row): index for index, row in enumerate(self.coords.tolist())}
-        flat = coords.reshape(-1, coords.shape[-1]).tolist()
-        return torch.tensor([lookup.get(tuple(row), -1) for row in flat], dtype=torch.int64).reshape(coords.shape[:-1])
+        """Table index of each point (..., dim) int64; -1 where the point is not in the table.
+
+        Vectorized: a dense array over the bounding box of the table's coordinates maps each
+        coordinate vector to its symbol."""
+        if self.num_points == 0:
+            return torch.full(coords.shape[:-1], -1, dtype=torch.int64)
+        low, strides, dense = self._dense_lookup
+        flat = coords.reshape(-1, coords.shape[-1]).to(torch.int64) - low
+        inside = ((flat >= 0) & (flat < self._extent)).all(dim=-1)
+        symbols = torch.full((len(flat),), -1, dtype=torch.int64)
+        symbols[inside] = dense[(flat[inside] * strides).sum(-1)]
+        return symbols.reshape(coords.shape[:-1])
+
+    @functools.cached_property
+    def _extent(self) -> torch.Tensor:
+        return self.coords.amax(dim=0) - self.coords.amin(dim=0) + 1
+
+    @functools.cached_property
+    def _dense_lookup(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        low = self.coords.amin(dim=0)
+        extent = self._extent
+        strides = torch.ones_like(extent)
+        for i in range(len(extent) - 2, -1, -1):
+            strides[i] = strides[i + 1] * extent[i + 1]
+        dense = torch.full((int(extent.prod()),), -1, dtype=torch.int64)
+        dense[((self.coords - low) * strides).sum(-1)] = torch.arange(len(self.coords))
+        return low, strides, dense
 
 
 def _enumeration_radius(lattice: Lattice, sigma: float, prune: float) -> float:
