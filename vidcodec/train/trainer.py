@@ -249,9 +249,16 @@ class Trainer:
 
     def export(self, path: Path, extra_provenance: dict | None = None) -> None:
         """Write the model as a shippable vidcodec checkpoint (float16 weights, CDF tables)."""
+        validations = []
+        if self.log_path.exists():
+            records = [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+            validations = [r for r in records if "val_psnr_p" in r]
         provenance = {
             "train_config": asdict(self.config),
             "steps": self.step,
+            # Held-out clips through the training forward pass (noise-quantized proxy, not coded).
+            "last_validation": {k: v for k, v in validations[-1].items() if k == "step" or k.startswith("val_")}
+            if validations else None,
             "wall_s": round(self.wall_s, 1),
             "data": "vidcodec.train.synthetic.random_clip (scikit-image photos with synthetic motion, lavfi sources), split=train",
             **(extra_provenance or {}),
