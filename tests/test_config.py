@@ -22,7 +22,7 @@ def test_flags_override_the_file_and_none_means_not_given(tmp_path):
         ({"intra_period": -3}, "intra_period=-3"),
         ({"num_threads": 0}, "num_threads=0 (expected 1..255)"),
         ({"model": "nope"}, "model='nope'"),
-        ({"quant": "hex"}, "quant='hex'"),
+        ({"quant": "lattice"}, "quant='lattice'"),
         ({"quality": 12}, "quality=12 (expected 1..9)"),
     ],
 )
