@@ -92,6 +92,7 @@ class LatticeLatentCoder:
         self.cache = cache or TableCache()
         self.scale_table = [float(s) for s in gaussian_conditional.scale_table.tolist()]
         self._tables: dict[tuple[int, ...], _CodingTables] = {}
+        self._last_plan = None
 
     def lattice_scale_indexes(self) -> list[int]:
         """Scale indexes whose tuples are lattice-coded (the rest is scalar)."""
@@ -135,7 +136,19 @@ class LatticeLatentCoder:
         return tables
 
     def _plan(self, scale_indexes: torch.Tensor):
-        """Grouping restricted to lattice-coded scales, scalar positions, and the tables in use."""
+        """Grouping restricted to lattice-coded scales, scalar positions, and the tables in use.
+
+        The decoder asks twice per frame (desync check, then decoding): the last plan is kept,
+        keyed by the scale indexes' bytes."""
+        key = hashlib.blake2b(scale_indexes.to(torch.int32).contiguous().numpy().tobytes(), digest_size=16).digest()
+        key += str(tuple(scale_indexes.shape)).encode()
+        if self._last_plan is not None and self._last_plan[0] == key:
+            return self._last_plan[1]
+        plan = self._make_plan(scale_indexes)
+        self._last_plan = (key, plan)
+        return plan
+
+    def _make_plan(self, scale_indexes: torch.Tensor):
         flat_scales = scale_indexes.reshape(-1).to(torch.int64)
         lattice_ok = torch.zeros(len(self.scale_table), dtype=torch.bool)
         lattice_ok[self.lattice_scale_indexes()] = True
