@@ -29,7 +29,7 @@ def make_frame() -> tuple[FrameHeader, list[bytes]]:
     parts = [b"zz", b"y" * 300, b"", b"r" * 7]
     header = FrameHeader(
         poc=9, frame_type="P", sequence_id=b"abcd", entropy_hash=b"\x00\x01\x02\x03",
-        rho_index=3, part_lengths=tuple(len(p) for p in parts),
+        shift_indexes=(3, 0, 7), part_lengths=tuple(len(p) for p in parts),
     )
     return header, parts
 

@@ -218,3 +218,21 @@ def test_lattice_quantizers_round_trip_bit_exactly(workspace, tmp_path, quant):
     assert {r["quantizer"] for r in records} == {quant}
     assert decode(stream, tmp_path / "decoded.yuv", root / "tiny.pt") == 0
     assert (tmp_path / "decoded.yuv").read_bytes() == (tmp_path / "recon.yuv").read_bytes()
+
+
+@pytest.mark.parametrize("quant", ["sq", "oct"])
+def test_latent_shift_round_trips_and_logs_its_diagnostics(workspace, tmp_path, quant):
+    root, sequence, _ = workspace
+    stream = tmp_path / "shift"
+    assert encode_main([str(sequence), "--checkpoint", str(root / "tiny.pt"), "--frames", "4", "--quant", quant,
+                        "--latent-shift", "--shift-groups", "2", "--shift-diagnostics",
+                        "--out", str(stream), "--recon", str(tmp_path / "recon.yuv"), "--quiet"]) == 0
+    assert decode(stream, tmp_path / "decoded.yuv", root / "tiny.pt") == 0
+    assert (tmp_path / "decoded.yuv").read_bytes() == (tmp_path / "recon.yuv").read_bytes()
+    records = [json.loads(line) for line in (stream / "rd.jsonl").read_text().splitlines()]
+    assert records[0]["rho"] is None and records[0]["shift_gain_db"] is None  # I-frame: outside the scope
+    for record in records[1:]:
+        assert len(record["rho"]) == 2 and record["shift_gain_db"] >= 0.0
+        assert -1.0 <= record["shift_corr"] <= 1.0
+    summary = json.loads((stream / "summary.json").read_text())
+    assert summary["config"]["latent_shift"] is True and summary["average"]["P"]["shift_gain_db"] >= 0.0

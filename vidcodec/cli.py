@@ -58,6 +58,14 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, dest="num_threads", help="torch threads for coding")
     parser.add_argument("--quant", choices=("sq", "hex", "oct", "d4", "e8"),
                         help="quantizer of P-frame residual latents (default sq)")
+    parser.add_argument("--latent-shift", action="store_true", default=None,
+                        help="shift decoded latents along the entropy gradient (seed 000, section 4)")
+    parser.add_argument("--latent-shift-scope", choices=("residual", "residual+intra"),
+                        help="latents to shift (default residual: P-frame residual latents)")
+    parser.add_argument("--shift-search", choices=("fast", "brute"), help="encoder step search (default fast)")
+    parser.add_argument("--shift-groups", type=int, help="channel groups with their own step (default 1)")
+    parser.add_argument("--shift-diagnostics", action="store_true", default=None,
+                        help="log corr(entropy gradient, distortion gradient) per frame (slower)")
     parser.add_argument("--no-verify", action="store_false", dest="verify", default=None,
                         help="do not decode each frame file after writing it")
     parser.add_argument("--out", type=Path, help="output directory (default: out/<sequence name>)")
@@ -80,6 +88,11 @@ def run_encode(args: argparse.Namespace) -> int:
         "intra_period": args.intra_period,
         "num_threads": args.num_threads,
         "quant": args.quant,
+        "latent_shift": args.latent_shift,
+        "latent_shift_scope": args.latent_shift_scope,
+        "shift_search": args.shift_search,
+        "shift_groups": args.shift_groups,
+        "shift_diagnostics": args.shift_diagnostics,
         "verify": args.verify,
     }
     config = load_config(args.config, overrides)

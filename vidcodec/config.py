@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from vidcodec.errors import ConfigError
+from vidcodec.latent_shift import DEFAULT_CANDIDATES, SCOPES, ShiftSettings
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
@@ -29,6 +30,11 @@ class CodecConfig:
     num_threads: int = 2
     quant: str = "sq"
     latent_shift: bool = False
+    latent_shift_scope: str = "residual"  # latent_shift.SCOPES
+    shift_search: str = "fast"  # brute | fast
+    shift_groups: int = 1
+    shift_candidates: tuple | None = None  # None = latent_shift.DEFAULT_CANDIDATES
+    shift_diagnostics: bool = False
     verify: bool = True
 
     def validate(self) -> "CodecConfig":
@@ -45,13 +51,31 @@ class CodecConfig:
             problems.append(f"num_threads={self.num_threads} (expected 1..{MAX_THREADS})")
         if self.quant not in QUANTIZERS:
             problems.append(f"quant='{self.quant}' (expected one of {', '.join(QUANTIZERS)})")
-        if self.latent_shift:
-            problems.append("latent_shift=true is not implemented yet (expected false)")
+        if self.latent_shift_scope not in SCOPES:
+            problems.append(f"latent_shift_scope='{self.latent_shift_scope}' (expected one of {', '.join(SCOPES)})")
+        else:
+            try:
+                self.shift_settings_or_default()
+            except ConfigError as error:
+                problems.append(str(error))
         if self.checkpoint is None and not self.pretrained and self.quality is None:
             problems.append("no weights: set quality, checkpoint or pretrained")
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
         return self
+
+    def shift_settings_or_default(self) -> ShiftSettings:
+        return ShiftSettings(
+            candidates=DEFAULT_CANDIDATES if self.shift_candidates is None else tuple(self.shift_candidates),
+            groups=self.shift_groups,
+            search=self.shift_search,
+            scope_mask=SCOPES[self.latent_shift_scope],
+            diagnostics=self.shift_diagnostics,
+        )
+
+    def shift_settings(self) -> ShiftSettings | None:
+        """The latent shift to apply, None when latent_shift is off."""
+        return self.shift_settings_or_default() if self.latent_shift else None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -51,9 +51,9 @@ class Decoder:
             )
         try:
             if plan.frame_type == FrameType.INTRA:
-                x_hat = self.codec.decode_intra(parts, self.padded_shape, frame.entropy_hash)
+                x_hat = self.codec.decode_intra(parts, self.padded_shape, frame.entropy_hash, frame.shift_indexes)
             else:
-                x_hat = self.codec.decode_inter(parts, self._reference, frame.entropy_hash)
+                x_hat = self.codec.decode_inter(parts, self._reference, frame.entropy_hash, frame.shift_indexes)
         except BitstreamError as error:
             raise type(error)(f"{where}: {error}") from None
         self._reference = x_hat

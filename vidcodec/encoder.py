@@ -25,6 +25,7 @@ class Packet:
     data: bytes  # complete frame file (header + parts + CRC)
     part_bits: dict[str, int]  # entropy-coded bits per part name, e.g. {"residual_y": 1234}
     x_hat: torch.Tensor  # (1,3,H,W) float32 in [0,1], cropped to the picture size
+    shift: object = None  # latent_shift.ShiftChoice of the frame, None without shift
 
 
 class Encoder:
@@ -39,12 +40,13 @@ class Encoder:
         """x: (1,3,H,W) float32 RGB in [0,1] at the picture size of the sequence header."""
         plan = self.gop.plan(poc)
         x_padded = pad_to_multiple(x, self.codec.pad_multiple)
+        picture_size = (self.header.height, self.header.width)
         if plan.frame_type == FrameType.INTRA:
-            coded = self.codec.encode_intra(x_padded)
+            coded = self.codec.encode_intra(x_padded, picture_size)
         else:
             if self._reference is None:
                 raise RuntimeError(f"poc {poc} is a P-frame but no reference was coded before it")
-            coded = self.codec.encode_inter(x_padded, self._reference)
+            coded = self.codec.encode_inter(x_padded, self._reference, picture_size)
         self._reference = coded.x_hat
         frame_type = plan.frame_type.value
         header = FrameHeader(
@@ -52,7 +54,7 @@ class Encoder:
             frame_type=frame_type,
             sequence_id=self.sequence_id,
             entropy_hash=coded.entropy_hash,
-            rho_index=0,
+            shift_indexes=coded.shift_indexes,
             part_lengths=tuple(len(part) for part in coded.parts),
         )
         return Packet(
@@ -61,4 +63,5 @@ class Encoder:
             data=write_frame(header, coded.parts),
             part_bits={name: 8 * len(part) for name, part in zip(coded.part_names, coded.parts)},
             x_hat=crop_to(coded.x_hat, self.header.height, self.header.width),
+            shift=coded.shift,
         )

@@ -30,8 +30,9 @@ from vidcodec.config import QUANTIZER_LATTICES, CodecConfig
 from vidcodec.decoder import Decoder
 from vidcodec.entropy.lattice_coder import coding_parameters
 from vidcodec.encoder import Encoder
-from vidcodec.errors import CheckpointError, OutputError, VidcodecError
+from vidcodec.errors import CheckpointError, ConfigError, OutputError, VidcodecError
 from vidcodec.io.color import rgb_to_yuv420, yuv420_to_rgb
+from vidcodec.latent_shift import ShiftSettings
 from vidcodec.io.yuv import SequenceGeometry, YuvReader, YuvWriter, check_frame_count
 from vidcodec.metrics import bpp, ms_ssim_rgb, psnr_planes_db, psnr_rgb_db
 from vidcodec.models.registry import LoadedModel, load_model, shipped_checkpoint_path
@@ -97,6 +98,8 @@ def encode_sequence(
         model = load_model(config.model, config.quality, config.checkpoint, config.pretrained)
     lattice_name = QUANTIZER_LATTICES[config.quant]
     model.codec.set_residual_quantizer(lattice_name)
+    shift = config.shift_settings()
+    model.codec.set_latent_shift(shift)
     header = SequenceHeader(
         width=geometry.width,
         height=geometry.height,
@@ -110,7 +113,9 @@ def encode_sequence(
         pad_multiple=model.codec.pad_multiple,
         quantizer=config.quant,
         quant_params=coding_parameters(lattice_name) if lattice_name else b"",
-        latent_shift=int(config.latent_shift),
+        latent_shift=shift.scope_mask if shift else 0,
+        shift_groups=shift.groups if shift else 1,
+        shift_candidates=shift.candidates if shift else (),
         num_threads=config.num_threads,
     )
     header_bytes = header.write()
@@ -155,6 +160,7 @@ def encode_sequence(
                 enc_s=enc_s,
                 dec_s=dec_s,
                 quantizer=config.quant,
+                shift=packet.shift,
             )
             records.append(record)
             _update_bar(bar, records)
@@ -268,6 +274,20 @@ def configure_quantizer(model: LoadedModel, header: SequenceHeader) -> None:
     model.codec.set_residual_quantizer(lattice_name)
 
 
+def configure_latent_shift(model: LoadedModel, header: SequenceHeader) -> None:
+    """Apply the stream's latent shift (scope, groups, candidate steps) to the model."""
+    if not header.latent_shift:
+        model.codec.set_latent_shift(None)
+        return
+    try:
+        settings = ShiftSettings(
+            candidates=header.shift_candidates, groups=header.shift_groups, scope_mask=header.latent_shift
+        )
+    except ConfigError as error:
+        raise BitstreamError(f"sequence.hdr: {error}") from None
+    model.codec.set_latent_shift(settings)
+
+
 def decode_sequence(
     stream_dir: Path,
     output_path: Path,
@@ -280,6 +300,7 @@ def decode_sequence(
     torch.set_num_threads(header.num_threads)
     model = load_model_for_stream(header, checkpoint)
     configure_quantizer(model, header)
+    configure_latent_shift(model, header)
     decoder = Decoder(model.codec, header, header_bytes)
     geometry = SequenceGeometry(header.width, header.height, header.bit_depth, header.fps)
     bar = _progress_bar(header.num_frames, f"decode {stream_dir.name}", progress)

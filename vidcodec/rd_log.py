@@ -1,6 +1,6 @@
 """Per-frame rate-distortion records (rd.jsonl) and their summary (summary.json).
 
-Schema of one rd.jsonl line (RD_LOG_VERSION 1):
+Schema of one rd.jsonl line (RD_LOG_VERSION 2):
     poc, frame_type ("I" | "P"),
     bits            8 x the frame file size (everything the decoder reads for the frame),
     bits_header     bits - sum of the entropy-coded parts (frame header and CRC),
@@ -12,7 +12,12 @@ Schema of one rd.jsonl line (RD_LOG_VERSION 1):
                     dB, on the written YUV (peak 2^bit_depth - 1); identical planes give 100 dB,
     ms_ssim_rgb     MS-SSIM on RGB in [0,1],
     enc_s, dec_s    seconds of frame coding (dec_s null when the run did not verify),
-    quantizer, rho  (rho null while latent shift is off).
+    quantizer,
+    rho             latent-shift steps chosen for the frame, one per channel group (null when the
+                    frame's latents are not shifted),
+    shift_gain_db   PSNR-RGB gain of the shift over rho = 0 on the same latents (null: no shift),
+    shift_corr      Pearson correlation of the entropy gradient g with the true gradient of the
+                    MSE w.r.t. the shifted latent (seed 000, Fig. 4c); null unless shift_diagnostics.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-RD_LOG_VERSION = 1
+RD_LOG_VERSION = 2
 PART_NAMES = ("intra_y", "intra_z", "motion_y", "motion_z", "residual_y", "residual_z")
 AVERAGED_FIELDS = (
     "bits", "bpp", "psnr_rgb", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ms_ssim_rgb", "enc_s", "dec_s",
+    "shift_gain_db", "shift_corr",
 )
 
 
@@ -42,8 +48,9 @@ def frame_record(
     enc_s: float,
     dec_s: float | None,
     quantizer: str,
-    rho: float | None = None,
+    shift=None,
 ) -> dict:
+    """One rd.jsonl line; ``shift`` is the frame's latent_shift.ShiftChoice (None without shift)."""
     unknown = set(part_bits) - set(PART_NAMES)
     if unknown:
         raise ValueError(f"unknown part names {sorted(unknown)}")
@@ -62,9 +69,15 @@ def frame_record(
             "enc_s": enc_s,
             "dec_s": dec_s,
             "quantizer": quantizer,
-            "rho": rho,
+            "rho": None,
+            "shift_gain_db": None,
+            "shift_corr": None,
         }
     )
+    if shift is not None:
+        record["rho"] = list(shift.rhos)
+        record["shift_gain_db"] = shift.gain_db
+        record["shift_corr"] = shift.gradient_correlation
     return record
 
 

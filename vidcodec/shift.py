@@ -12,6 +12,11 @@ measured with; the continuous density's gradient (y - mu) / sigma^2 is its large
 
 Evaluated in log space with the tail reflected to the side where Phi is not close to 1, so it
 stays finite where P underflows in float32/float64.
+
+Lattice-coded latents (quant/) are not on the integer grid, and the likelihood the coder used is a
+v-dimensional cell integral; for them we use the product of the continuous Gaussian densities,
+g = (y - mu) / sigma^2 (``entropy_gradient_density``): the large-|y - mu| limit of both forms, in
+closed form, and a function of each coordinate alone so the decoder needs no lattice integrals.
 """
 
 from __future__ import annotations
@@ -40,3 +45,9 @@ def entropy_gradient_gaussian(y_hat: torch.Tensor, mu: torch.Tensor, sigma: torc
     log_phi_b = -0.5 * b * b - _LOG_SQRT_2PI
     gradient = -(torch.exp(log_phi_a - log_p) - torch.exp(log_phi_b - log_p)) / s
     return (gradient * sign).to(y_hat.dtype)
+
+
+def entropy_gradient_density(y_hat: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """d/dy [-log N(y; mu, sigma^2)] = (y - mu) / sigma^2 at y_hat (for lattice-coded latents)."""
+    u = (y_hat - mu).to(torch.float64)
+    return (u / sigma.to(torch.float64) ** 2).to(y_hat.dtype)

@@ -19,7 +19,9 @@ Layout (all integers little-endian):
     pad_multiple     u16      the model's size multiple (frames are padded by edge replication)
     quantizer        u8 length + ASCII ("sq" for scalar rounding)
     quant_params     u16 length + bytes (opaque to this module, owned by the quantizer)
-    latent_shift     u8       0 = off
+    latent_shift     u8       bit mask of shifted latents: 1 = P-frame residual y, 2 = I-frame y; 0 = off
+    shift_groups     u8       channel groups with their own step (1 = one step per latent)
+    shift_candidates u8 count + f32 x count: the steps rho an index may select (latent_shift.py)
     num_threads      u8       torch intra-op threads used for coding; the decoder must use the same
     crc32            u32      over everything before it
 
@@ -30,7 +32,8 @@ Layout (all integers little-endian):
     frame_type       u8       0 = I, 1 = P
     sequence_id      4 bytes  first bytes of sha256(sequence.hdr): a frame from another stream is refused
     entropy_hash     4 bytes  hash of the scale indexes the encoder used (desync guard)
-    rho_index        u8       latent-shift step index, 0 = no shift
+    shift_indexes    u8 count + u8 x count: per channel group, the index of its step in
+                              shift_candidates; count is 0 for latents the shift does not apply to
     num_parts        u8
     part_lengths     u32 x num_parts
     payload          sum(part_lengths) bytes, the entropy-coded parts in order
@@ -42,6 +45,7 @@ Bytes are untrusted: reading never asserts, it raises BitstreamError naming the 
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -51,10 +55,11 @@ from vidcodec.bitstream.errors import BitstreamError
 
 SEQUENCE_MAGIC = b"VIDC"
 FRAME_SYNC = b"VF"
-SYNTAX_VERSION = 1
+SYNTAX_VERSION = 2
 CHROMA_FORMAT_420 = 1
 FRAME_TYPE_CODES = {"I": 0, "P": 1}
 MAX_PARTS = 16
+MAX_SHIFT_CANDIDATES = 255
 # A frame part larger than this cannot come from any supported picture size; refusing early keeps a
 # corrupted length field from making us allocate or wait on gigabytes.
 MAX_PART_BYTES = 1 << 30
@@ -114,6 +119,8 @@ class SequenceHeader:
     quantizer: str = "sq"
     quant_params: bytes = b""
     latent_shift: int = 0
+    shift_groups: int = 1
+    shift_candidates: tuple[float, ...] = ()
     num_threads: int = 1
 
     def fps_fraction(self) -> Fraction:
@@ -133,7 +140,9 @@ class SequenceHeader:
                 struct.pack("<H", self.pad_multiple),
                 struct.pack("<B", len(quantizer)) + quantizer,
                 struct.pack("<H", len(self.quant_params)) + self.quant_params,
-                struct.pack("<BB", self.latent_shift, self.num_threads),
+                struct.pack("<BBB", self.latent_shift, self.shift_groups, len(self.shift_candidates)),
+                struct.pack(f"<{len(self.shift_candidates)}f", *self.shift_candidates),
+                struct.pack("<B", self.num_threads),
             ]
         )
         body = SEQUENCE_MAGIC + struct.pack("<HI", SYNTAX_VERSION, len(fields)) + fields
@@ -172,6 +181,9 @@ class SequenceHeader:
         quantizer = reader.text("B", "quantizer")
         quant_params = reader.take(reader.unpack("H", "quant_params length"), "quant_params")
         latent_shift = reader.unpack("B", "latent_shift")
+        shift_groups = reader.unpack("B", "shift_groups")
+        num_candidates = reader.unpack("B", "shift_candidates count")
+        shift_candidates = tuple(reader.unpack("f", f"shift_candidates[{i}]") for i in range(num_candidates))
         num_threads = reader.unpack("B", "num_threads")
         problems = []
         if chroma_format != CHROMA_FORMAT_420:
@@ -186,6 +198,11 @@ class SequenceHeader:
             problems.append(f"intra_period={intra_period} (expected -1 or >= 1)")
         if pad_multiple < 1 or num_threads < 1:
             problems.append(f"pad_multiple={pad_multiple}, num_threads={num_threads} (expected >= 1)")
+        if latent_shift > 3 or shift_groups < 1 or (latent_shift and not shift_candidates):
+            problems.append(f"latent_shift={latent_shift}, shift_groups={shift_groups}, "
+                            f"{num_candidates} shift candidates (expected mask 0..3, >= 1 group, candidates when on)")
+        if not all(math.isfinite(rho) for rho in shift_candidates):
+            problems.append("shift_candidates hold a non-finite value")
         if problems:
             raise BitstreamError(f"{where}: invalid field values: " + "; ".join(problems))
         return cls(
@@ -202,6 +219,8 @@ class SequenceHeader:
             quantizer=quantizer,
             quant_params=quant_params,
             latent_shift=latent_shift,
+            shift_groups=shift_groups,
+            shift_candidates=shift_candidates,
             num_threads=num_threads,
         )
 
@@ -217,7 +236,7 @@ class FrameHeader:
     frame_type: str  # "I" or "P"
     sequence_id: bytes  # 4 bytes
     entropy_hash: bytes  # 4 bytes
-    rho_index: int
+    shift_indexes: tuple[int, ...]
     part_lengths: tuple[int, ...]
 
 
@@ -231,7 +250,9 @@ def write_frame(header: FrameHeader, parts: list[bytes]) -> bytes:
             struct.pack("<IB", header.poc, FRAME_TYPE_CODES[header.frame_type]),
             header.sequence_id,
             header.entropy_hash,
-            struct.pack("<BB", header.rho_index, len(parts)),
+            struct.pack("<B", len(header.shift_indexes)),
+            struct.pack(f"<{len(header.shift_indexes)}B", *header.shift_indexes),
+            struct.pack("<B", len(parts)),
             struct.pack(f"<{len(parts)}I", *header.part_lengths),
             *parts,
         ]
@@ -253,7 +274,8 @@ def read_frame(data: bytes, where: str) -> tuple[FrameHeader, list[bytes]]:
         raise BitstreamError(f"{where}: field 'frame_type'={type_code} is not 0 (I) or 1 (P)")
     seq_id = reader.take(4, "sequence_id")
     entropy_hash = reader.take(4, "entropy_hash")
-    rho_index = reader.unpack("B", "rho_index")
+    num_shift_indexes = reader.unpack("B", "shift_indexes count")
+    shift_indexes = tuple(reader.unpack("B", f"shift_indexes[{i}]") for i in range(num_shift_indexes))
     num_parts = reader.unpack("B", "num_parts")
     if not 1 <= num_parts <= MAX_PARTS:
         raise BitstreamError(f"{where}: field 'num_parts'={num_parts} (expected 1..{MAX_PARTS})")
@@ -268,7 +290,7 @@ def read_frame(data: bytes, where: str) -> tuple[FrameHeader, list[bytes]]:
         frame_type=frame_types[type_code],
         sequence_id=seq_id,
         entropy_hash=entropy_hash,
-        rho_index=rho_index,
+        shift_indexes=shift_indexes,
         part_lengths=part_lengths,
     )
     return header, parts

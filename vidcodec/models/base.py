@@ -29,14 +29,17 @@ class CodedFrame:
     parts: byte strings in bitstream order, named by ``part_names`` (e.g. "residual_y").
     x_hat: (1,3,H,W) float32 in [0,1], padded: exactly what the decoder will output.
     entropy_hash: 4-byte hash of the scale indexes used (desync guard).
-    latents: named decoded latents y_hat and their entropy parameters, for diagnostics and
-        the later latent-shift and lattice tools.
+    shift_indexes: latent-shift step indexes for the frame header (empty: no shift applied).
+    shift: the encoder's ShiftChoice (latent_shift.py) for diagnostics, None without shift.
+    latents: named decoded latents y_hat and their entropy parameters, for diagnostics.
     """
 
     part_names: tuple[str, ...]
     parts: list[bytes]
     x_hat: torch.Tensor
     entropy_hash: bytes
+    shift_indexes: tuple[int, ...] = ()
+    shift: object = None
     latents: dict = field(default_factory=dict)
 
 
@@ -49,15 +52,19 @@ class FrameCodec(ABC):
     intra_part_names: tuple[str, ...]
     inter_part_names: tuple[str, ...]
 
+    # picture_size: (H, W) before padding; the latent-shift search measures distortion there only.
     @abstractmethod
-    def encode_intra(self, x: torch.Tensor) -> CodedFrame: ...
+    def encode_intra(self, x: torch.Tensor, picture_size: tuple[int, int] | None = None) -> CodedFrame: ...
 
     @abstractmethod
-    def encode_inter(self, x: torch.Tensor, x_ref: torch.Tensor) -> CodedFrame: ...
+    def encode_inter(
+        self, x: torch.Tensor, x_ref: torch.Tensor, picture_size: tuple[int, int] | None = None
+    ) -> CodedFrame: ...
 
     @abstractmethod
     def decode_intra(
-        self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes
+        self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
+        shift_indexes: tuple[int, ...] = (),
     ) -> torch.Tensor: ...
 
     @abstractmethod
@@ -66,6 +73,7 @@ class FrameCodec(ABC):
         parts: list[bytes],
         x_ref: torch.Tensor,
         expected_hash: bytes,
+        shift_indexes: tuple[int, ...] = (),
     ) -> torch.Tensor: ...
 
 

@@ -14,7 +14,8 @@ import torch
 from compressai.models.video import ScaleSpaceFlow
 
 from vidcodec.bitstream.errors import BitstreamError
-from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, entropy_hash
+from vidcodec.entropy.hyperprior_coder import CodedLatent, EntropyParameters, HyperpriorCoder, entropy_hash
+from vidcodec.latent_shift import SCOPE_INTRA, SCOPE_RESIDUAL, ShiftSettings, choose_shift, shifted
 from vidcodec.models.base import CodedFrame, FrameCodec, check_entropy_hash, check_part_count
 
 SSF_MID_PLANES = 128
@@ -55,6 +56,11 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         self._intra_coder = HyperpriorCoder(self.img_hyperprior)
         self._motion_coder = HyperpriorCoder(self.motion_hyperprior)
         self._residual_coder = HyperpriorCoder(self.res_hyperprior)
+        self.shift_settings: ShiftSettings | None = None
+
+    def set_latent_shift(self, settings: ShiftSettings | None) -> None:
+        """Shift decoded latents along their entropy gradient (latent_shift.py); None = off."""
+        self.shift_settings = settings
 
     def set_residual_quantizer(self, lattice_name: str | None, cache=None) -> None:
         """Quantize P-frame residual latents on a lattice (e.g. "a2", "a3*"); None = rounding.
@@ -121,44 +127,91 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         x_res_hat = self.res_decoder(torch.cat((y_res_hat, y_motion_hat), dim=1))
         return (x_pred + x_res_hat).clamp(0.0, 1.0)
 
+    # --- latent shift -------------------------------------------------------------------------
+    def _shifts(self, scope: int) -> bool:
+        return self.shift_settings is not None and bool(self.shift_settings.scope_mask & scope)
+
+    def _encode_with_shift(self, scope, coder, latent: CodedLatent, synthesize, x, picture_size):
+        """(x_hat, shift indexes, ShiftChoice or None) of one latent; no shift outside the scope."""
+        if not self._shifts(scope):
+            return synthesize(latent.y_hat), (), None
+        g = coder.entropy_gradient(latent.y_hat, latent.mu, latent.sigma)
+        choice = choose_shift(synthesize, latent.y_hat, g, x, picture_size or tuple(x.shape[-2:]), self.shift_settings)
+        return choice.x_hat, choice.indexes, choice
+
+    def _decode_with_shift(self, scope, coder, y_hat, params: EntropyParameters, shift_indexes) -> torch.Tensor:
+        expected = self.shift_settings.groups if self._shifts(scope) else 0
+        if len(shift_indexes) != expected:
+            raise BitstreamError(f"frame header holds {len(shift_indexes)} shift indexes, expected {expected}")
+        if not expected:
+            return y_hat
+        if max(shift_indexes) >= len(self.shift_settings.candidates):
+            raise BitstreamError(
+                f"shift index {max(shift_indexes)} beyond the {len(self.shift_settings.candidates)} candidates"
+            )
+        g = coder.entropy_gradient(y_hat, params.mu, params.sigma)
+        return shifted(y_hat, g, self.shift_settings, shift_indexes)
+
     # --- FrameCodec -----------------------------------------------------------------------
-    @torch.inference_mode()
-    def encode_intra(self, x: torch.Tensor) -> CodedFrame:
+    # no_grad rather than inference_mode: the fast shift search takes Jacobian-vector products.
+    @torch.no_grad()
+    def encode_intra(self, x: torch.Tensor, picture_size: tuple[int, int] | None = None) -> CodedFrame:
         intra = self._intra_coder.encode(self.img_encoder(x))
+        x_hat, shift_indexes, shift = self._encode_with_shift(
+            SCOPE_INTRA, self._intra_coder, intra, self._synthesize_intra, x, picture_size
+        )
         return CodedFrame(
             part_names=self.intra_part_names,
             parts=[intra.z_bytes, intra.y_bytes],
-            x_hat=self._synthesize_intra(intra.y_hat),
+            x_hat=x_hat,
             entropy_hash=entropy_hash([intra.scale_indexes]),
+            shift_indexes=shift_indexes,
+            shift=shift,
             latents={"intra": intra},
         )
 
-    @torch.inference_mode()
-    def encode_inter(self, x: torch.Tensor, x_ref: torch.Tensor) -> CodedFrame:
+    @torch.no_grad()
+    def encode_inter(
+        self, x: torch.Tensor, x_ref: torch.Tensor, picture_size: tuple[int, int] | None = None
+    ) -> CodedFrame:
         motion = self._motion_coder.encode(self.motion_encoder(torch.cat((x, x_ref), dim=1)))
         x_pred = self._predict(x_ref, motion.y_hat)
         residual = self._residual_coder.encode(self.res_encoder(x - x_pred))
+
+        def synthesize(y_res: torch.Tensor) -> torch.Tensor:
+            return self._synthesize_inter(x_pred, y_res, motion.y_hat)
+
+        x_hat, shift_indexes, shift = self._encode_with_shift(
+            SCOPE_RESIDUAL, self._residual_coder, residual, synthesize, x, picture_size
+        )
         return CodedFrame(
             part_names=self.inter_part_names,
             parts=[motion.z_bytes, motion.y_bytes, residual.z_bytes, residual.y_bytes],
-            x_hat=self._synthesize_inter(x_pred, residual.y_hat, motion.y_hat),
+            x_hat=x_hat,
             entropy_hash=entropy_hash([motion.scale_indexes, residual.scale_indexes], residual.table_digest),
+            shift_indexes=shift_indexes,
+            shift=shift,
             latents={"motion": motion, "residual": residual, "x_pred": x_pred},
         )
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def decode_intra(
-        self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes
+        self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
+        shift_indexes: tuple[int, ...] = (),
     ) -> torch.Tensor:
         check_part_count(parts, self.intra_part_names, "I")
         z_bytes, y_bytes = parts
         params = _decode_side(self._intra_coder, z_bytes, self._z_shape(frame_shape), "intra")
         check_entropy_hash([params.scale_indexes], expected_hash)
         y_hat = self._intra_coder.decode_main(y_bytes, params)
-        return self._synthesize_intra(y_hat)
+        return self._synthesize_intra(
+            self._decode_with_shift(SCOPE_INTRA, self._intra_coder, y_hat, params, shift_indexes)
+        )
 
-    @torch.inference_mode()
-    def decode_inter(self, parts: list[bytes], x_ref: torch.Tensor, expected_hash: bytes) -> torch.Tensor:
+    @torch.no_grad()
+    def decode_inter(
+        self, parts: list[bytes], x_ref: torch.Tensor, expected_hash: bytes, shift_indexes: tuple[int, ...] = ()
+    ) -> torch.Tensor:
         check_part_count(parts, self.inter_part_names, "P")
         motion_z, motion_y, residual_z, residual_y = parts
         z_shape = self._z_shape(tuple(x_ref.shape[-2:]))
@@ -172,6 +225,9 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         y_motion_hat = self._motion_coder.decode_main(motion_y, motion_params)
         x_pred = self._predict(x_ref, y_motion_hat)
         y_res_hat = self._residual_coder.decode_main(residual_y, residual_params)
+        y_res_hat = self._decode_with_shift(
+            SCOPE_RESIDUAL, self._residual_coder, y_res_hat, residual_params, shift_indexes
+        )
         return self._synthesize_inter(x_pred, y_res_hat, y_motion_hat)
 
 
