@@ -197,6 +197,86 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", type=Path, default=Path("sequences/generated.yaml"),
+                        help="dataset file listing the sequences (default: the generated stand-in set)")
+    parser.add_argument("--root", type=Path, help="directory of the sequence files (default: the dataset's root)")
+    parser.add_argument("--sequences", help="comma-separated subset of the dataset's sequences")
+    parser.add_argument("--configs", default="baseline,hex,oct,shift,join",
+                        help="comma-separated names of configs/eval/*.yaml (default: %(default)s)")
+    parser.add_argument("--qualities", default="1-4", help="rate points, e.g. 1-4 or 2,3 (default: %(default)s)")
+    parser.add_argument("--frames", type=int, help="code the first N frames (default: all)")
+    parser.add_argument("--intra-period", type=int, default=8, help="I-frame period; -1 = first frame only")
+    parser.add_argument("--crop", help="centre crop WxH before coding (quick proxy)")
+    parser.add_argument("--downscale", type=int, default=1, help="integer downscale factor (quick proxy)")
+    parser.add_argument("--threads", type=int, default=2, dest="num_threads", help="torch threads per job")
+    parser.add_argument("--model", help="model id (default: configs/default.yaml)")
+    parser.add_argument("--weights", type=Path, help="directory of MODEL-qQ.pt checkpoints (default: shipped)")
+    parser.add_argument("--out", type=Path, required=True, help="run directory (rerun to resume)")
+    parser.add_argument("--anchor", default="baseline", help="configuration the BD-rates are measured against")
+    parser.add_argument("--ray-address", help="address of an existing Ray cluster (default: local, in-process)")
+    parser.add_argument("--serial", action="store_true", help="run the jobs in this process, without Ray")
+    parser.add_argument("--force", action="store_true", help="discard an earlier run in --out")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--debug", action="store_true")
+
+
+def run_eval_command(args: argparse.Namespace) -> int:
+    from vidcodec.eval.runner import EvalRequest, parse_qualities, run_eval
+    from vidcodec.io.yuv import parse_size
+
+    request = EvalRequest(
+        dataset=args.dataset, configs=[c.strip() for c in args.configs.split(",") if c.strip()],
+        qualities=parse_qualities(args.qualities), out_dir=args.out, root=args.root,
+        sequences=[s.strip() for s in args.sequences.split(",")] if args.sequences else None,
+        frames=args.frames, intra_period=args.intra_period,
+        crop=parse_size(args.crop) if args.crop else None, downscale=args.downscale,
+        num_threads=args.num_threads, model=args.model, weights_dir=args.weights,
+        ray_address=args.ray_address, serial=args.serial, force=args.force, progress=not args.quiet,
+    )
+    outcome = run_eval(request)
+    print(summarize_run(args.out, args.anchor))
+    if outcome.failed:
+        print(f"error: {len(outcome.failed)} of {len(outcome.statuses)} jobs failed (see {args.out / 'jobs.json'}); "
+              "rerun the same command to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def summarize_run(run_dir: Path, anchor: str, metric: str = "psnr_rgb", method: str = "pchip") -> str:
+    """Collect an eval run's results, write results.*, the BD-rate report and plots; return the table."""
+    from vidcodec.eval.plots import plot_rd_curves
+    from vidcodec.eval.report import bdrate_table, write_report
+    from vidcodec.eval.results import collect_results, write_results
+
+    rows = collect_results(run_dir)
+    if not rows:
+        return f"{run_dir}: no finished jobs yet"
+    write_results(rows, run_dir)
+    plot_rd_curves(rows, run_dir / "plots", metric)
+    if anchor not in {row["config"] for row in rows}:
+        return f"{run_dir}: {len(rows)} finished jobs; no '{anchor}' results, so no BD-rate table (--anchor)"
+    write_report(rows, run_dir, anchor, metric, method)
+    return bdrate_table(rows, anchor, metric, method).to_markdown()
+
+
+def add_bdrate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, help="run directory of vidcodec eval")
+    parser.add_argument("--anchor", default="baseline", help="configuration to measure against (default: %(default)s)")
+    parser.add_argument("--metric", default="psnr_rgb", choices=("psnr_rgb", "psnr_yuv", "ms_ssim_rgb"))
+    parser.add_argument("--method", default="pchip", choices=("pchip", "cubic"), help="curve interpolation")
+    parser.add_argument("--debug", action="store_true")
+
+
+def run_bdrate_command(args: argparse.Namespace) -> int:
+    from vidcodec.errors import OutputError
+
+    if not args.run.is_dir():
+        raise OutputError(f"run directory {args.run} not found (make one with vidcodec eval --out DIR)")
+    print(summarize_run(args.run, args.anchor, args.metric, args.method))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vidcodec", description="Learned low-delay video codec.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -206,8 +286,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     info.add_argument("stream", type=Path)
     info.add_argument("--debug", action="store_true")
     add_train_arguments(commands.add_parser("train", help="train a model on generated clips"))
+    add_eval_arguments(commands.add_parser("eval", help="batch evaluation of a dataset (resumable, on Ray)"))
+    add_bdrate_arguments(commands.add_parser("bdrate", help="BD-rate tables and plots of an eval run"))
     args = parser.parse_args(argv)
-    handlers = {"encode": run_encode, "decode": run_decode, "info": run_info_command, "train": run_train}
+    handlers = {"encode": run_encode, "decode": run_decode, "info": run_info_command, "train": run_train,
+                "eval": run_eval_command, "bdrate": run_bdrate_command}
     return _run(handlers[args.command], args)
 
 

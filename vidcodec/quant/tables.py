@@ -215,7 +215,8 @@ class TableCache:
         if table is None:
             table = build_table(spec)
             self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = self.directory / f".{key}.tmp.npz"
+            # One temporary name per process: parallel evaluation jobs may build the same table.
+            tmp = self.directory / f".{key}.{os.getpid()}.tmp.npz"
             np.savez(tmp, coords=table.coords.numpy(), pmf=table.pmf, escape_mass=table.escape_mass,
                      integrated_mass=table.integrated_mass)
             tmp.replace(path)

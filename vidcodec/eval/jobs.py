@@ -1,0 +1,188 @@
+"""One evaluation job: (sequence, configuration, rate point) -> RUN/SEQ/CONFIG/qQ/.
+
+A finished job directory holds the stream (sequence.hdr + frames/, or the anchor's coded file),
+rd.jsonl, summary.json and job.json (the job's parameters and the outcome of its decode check).
+The directory appears under its final name only once all of that is written and the decode from
+the files alone matched the encoder's reconstruction, so "qQ/ exists" means "finished": a killed
+run leaves only hidden ``.qQ.job-PID`` directories, which the next run removes and redoes.
+
+Configurations are YAML files in configs/eval/ (see baseline.yaml): ``label`` (column name in
+tables), and either ``codec`` (overrides of configs/default.yaml for the learned codec) or
+``anchor`` (x264 | x265 | svtav1, vidcodec/eval/anchors.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from vidcodec.config import CONFIG_DIR, load_config
+from vidcodec.errors import ConfigError, VidcodecError
+
+EVAL_CONFIG_DIR = CONFIG_DIR / "eval"
+JOB_FILE = "job.json"
+
+
+@dataclass(frozen=True)
+class EvalSetting:
+    """A named configuration of the evaluation (configs/eval/NAME.yaml)."""
+
+    name: str
+    label: str
+    codec: tuple[tuple[str, object], ...] = ()  # CodecConfig overrides, as sorted (key, value) pairs
+    anchor: str | None = None  # traditional codec instead of the learned one
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "label": self.label, "codec": dict(self.codec), "anchor": self.anchor}
+
+
+def available_settings(directory: Path = EVAL_CONFIG_DIR) -> list[str]:
+    return sorted(path.stem for path in directory.glob("*.yaml"))
+
+
+def load_setting(name: str, directory: Path = EVAL_CONFIG_DIR) -> EvalSetting:
+    path = directory / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"eval configuration '{name}' not found: no {path} "
+                          f"(available: {', '.join(available_settings(directory))})")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    unknown = sorted(set(values) - {"label", "codec", "anchor"}) if isinstance(values, dict) else ["<not a mapping>"]
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {', '.join(unknown)} (expected label, codec or anchor)")
+    codec = values.get("codec") or {}
+    anchor = values.get("anchor")
+    if not isinstance(codec, dict) or (codec and anchor):
+        raise ConfigError(f"{path}: 'codec' must be a mapping, and a configuration has codec or anchor, not both")
+    if not anchor:
+        load_config(overrides={**codec, "quality": 1})  # validate the overrides now, not in a worker
+    return EvalSetting(name, str(values.get("label", name)), tuple(sorted(codec.items())), anchor)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs; plain values only (it travels to Ray workers by pickle)."""
+
+    sequence: str
+    setting: EvalSetting
+    quality: int
+    input_path: str  # raw YUV (the original, or the run's proxy of it)
+    width: int
+    height: int
+    bit_depth: int
+    fps: float
+    num_frames: int
+    intra_period: int
+    out_dir: str  # RUN/SEQ/CONFIG/qQ
+    num_threads: int = 2
+    model: str | None = None  # model id override (default: configs/default.yaml)
+    weights_dir: str | None = None  # {model}-q{Q}.pt files instead of the shipped weights
+
+    @property
+    def key(self) -> str:
+        return f"{self.sequence}/{self.setting.name}/q{self.quality}"
+
+    def parameters(self) -> dict:
+        """What must match for a finished directory to count as this job's result."""
+        values = dataclasses.asdict(self)
+        values["setting"] = self.setting.to_dict()
+        values.pop("out_dir")
+        return values
+
+
+def is_finished(job: Job) -> bool:
+    record = Path(job.out_dir) / JOB_FILE
+    if not record.is_file():
+        return False
+    try:
+        return json.loads(record.read_text()).get("parameters") == json.loads(json.dumps(job.parameters()))
+    except (OSError, ValueError):
+        return False
+
+
+def _file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _remove_stale_partials(out_dir: Path) -> None:
+    """Hidden leftovers of killed attempts at this job (any process id)."""
+    for stale in out_dir.parent.glob(f".{out_dir.name}.*"):
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+
+
+def _encode_learned(job: Job, reader, work: Path) -> dict:
+    from vidcodec.pipeline import decode_sequence, encode_sequence
+
+    overrides = {**dict(job.setting.codec), "intra_period": job.intra_period, "num_threads": job.num_threads,
+                 "model": job.model, "quality": job.quality}
+    if job.weights_dir:
+        model_id = job.model or load_config().model
+        overrides["checkpoint"] = str(Path(job.weights_dir) / f"{model_id}-q{job.quality}.pt")
+        overrides["quality"] = None
+    config = load_config(overrides=overrides)
+    recon = work.with_name(work.name + ".recon.yuv")
+    decoded = work.with_name(work.name + ".decoded.yuv")
+    try:
+        encode_sequence(reader, work, config, num_frames=job.num_frames, recon_path=recon, force=True,
+                        progress=False, run_info={"job": job.key})
+        # The check that matters: a fresh decoder, reading only the files, gives the same pictures.
+        decode_sequence(work, decoded, checkpoint=config.checkpoint, progress=False)
+        recon_md5, decoded_md5 = _file_md5(recon), _file_md5(decoded)
+        if recon_md5 != decoded_md5:
+            raise VidcodecError(f"{job.key}: decoding the files gives other pictures than the encoder's "
+                                f"reconstruction (md5 {decoded_md5} != {recon_md5})")
+        return {"decoded_md5": decoded_md5, "decoder": "decode_sequence"}
+    finally:
+        recon.unlink(missing_ok=True)
+        decoded.unlink(missing_ok=True)
+
+
+def _encode_anchor(job: Job, reader, work: Path) -> dict:
+    from vidcodec.eval.anchors import encode_anchor
+
+    encode_anchor(job.setting.anchor, reader, work, job.quality, job.num_frames, job.intra_period)
+    return {"decoder": "pyav"}
+
+
+def run_job(job: Job) -> dict:
+    """Run one job (skipping it when already finished); returns a short status for progress reports."""
+    import torch  # noqa: F401  (vidcodec's compat shim is imported with the package)
+
+    from vidcodec.io.yuv import SequenceGeometry, YuvReader
+
+    out_dir = Path(job.out_dir)
+    if is_finished(job):
+        return {"key": job.key, "status": "skipped"}
+    _remove_stale_partials(out_dir)
+    work = out_dir.with_name(f".{out_dir.name}.job-{os.getpid()}")
+    start = time.perf_counter()
+    geometry = SequenceGeometry(job.width, job.height, job.bit_depth, job.fps)
+    try:
+        with YuvReader(job.input_path, geometry) as reader:
+            check = _encode_anchor(job, reader, work) if job.setting.anchor else _encode_learned(job, reader, work)
+        seconds = time.perf_counter() - start
+        record = {"parameters": job.parameters(), "verification": check, "seconds": seconds}
+        (work / JOB_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        if out_dir.exists():  # an unfinished or outdated result under the final name
+            shutil.rmtree(out_dir)
+        work.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    summary = json.loads((out_dir / "summary.json").read_text())["average"]["all"]
+    return {"key": job.key, "status": "done", "seconds": seconds, "bpp": summary["bpp"],
+            "psnr_rgb": summary["psnr_rgb"]}
