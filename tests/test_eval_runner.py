@@ -199,6 +199,14 @@ def test_a_failing_job_is_reported_and_the_others_finish(dataset, tmp_path, caps
     assert statuses["Cat/baseline/q3"]["status"] == "failed" and "ssf-small-q3.pt" in statuses["Cat/baseline/q3"]["error"]
     assert not (tmp_path / "run" / "Cat" / "baseline" / "q3").exists()
     assert "1 of 2 jobs failed" in capsys.readouterr().err
+    # The finished job still reaches the results, the report and the plots.
+    rows = json.loads((tmp_path / "run" / "results.json").read_text())["rows"]
+    assert [(r["config"], r["quality"]) for r in rows] == [("baseline", 2)]
+    assert "BD-rate" in (tmp_path / "run" / "bdrate.md").read_text()
+    assert (tmp_path / "run" / "plots" / "frames_Cat_baseline_q2.png").stat().st_size > 0
+    assert main(["bdrate", str(tmp_path / "run"), "--anchor", "baseline"]) == 0
+    assert main(["bdrate", str(tmp_path / "missing")]) == 2
+    assert "vidcodec eval --out" in capsys.readouterr().err
 
 
 def test_bad_requests_are_refused_before_anything_runs(dataset, serial_run, tmp_path):

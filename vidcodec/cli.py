@@ -245,7 +245,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
 def summarize_run(run_dir: Path, anchor: str, metric: str = "psnr_rgb", method: str = "pchip") -> str:
     """Collect an eval run's results, write results.*, the BD-rate report and plots; return the table."""
-    from vidcodec.eval.plots import plot_rd_curves
+    from vidcodec.eval.plots import plot_frame_rd, plot_rd_curves
     from vidcodec.eval.report import bdrate_table, write_report
     from vidcodec.eval.results import collect_results, write_results
 
@@ -257,6 +257,14 @@ def summarize_run(run_dir: Path, anchor: str, metric: str = "psnr_rgb", method: 
     if anchor not in {row["config"] for row in rows}:
         return f"{run_dir}: {len(rows)} finished jobs; no '{anchor}' results, so no BD-rate table (--anchor)"
     write_report(rows, run_dir, anchor, metric, method)
+    # Bits and quality along each sequence, for the anchor at its highest rate point.
+    for sequence in sorted({row["sequence"] for row in rows}):
+        qualities = [row["quality"] for row in rows if row["sequence"] == sequence and row["config"] == anchor]
+        if not qualities:
+            continue
+        quality = max(qualities)
+        rd_log = run_dir / sequence / anchor / f"q{quality}" / "rd.jsonl"
+        plot_frame_rd(rd_log, run_dir / "plots" / f"frames_{sequence}_{anchor}_q{quality}.png", metric)
     return bdrate_table(rows, anchor, metric, method).to_markdown()
 
 
