@@ -16,7 +16,7 @@ def test_shipped_configurations_load_and_cover_the_papers_table():
         assert setting.label and (setting.anchor or setting.codec)
     join = dict(load_setting("join").codec)
     assert join["quant"] == "oct" and join["latent_shift"] is True
-    assert load_setting("x265").anchor == "x265"
+    assert load_setting("x265").anchor == "x265" and load_setting("x265-low").crf == (49, 45, 41, 37)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -24,6 +24,8 @@ def test_shipped_configurations_load_and_cover_the_papers_table():
     ("label: A\nbitrate: 5\n", "unknown keys bitrate"),
     ("label: A\ncodec: {quant: oct}\nanchor: x264\n", "not both"),
     ("label: [unclosed\n", "not valid YAML"),
+    ("label: A\ncodec: {quant: oct}\ncrf: [30]\n", "with an anchor"),
+    ("label: A\nanchor: x264\ncrf: 30\n", "list of integers"),
 ])
 def test_bad_configuration_files_are_refused_with_the_reason(tmp_path, text, message):
     (tmp_path / "bad.yaml").write_text(text)

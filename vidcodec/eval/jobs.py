@@ -8,7 +8,8 @@ run leaves only hidden ``.qQ.job-PID`` directories, which the next run removes a
 
 Configurations are YAML files in configs/eval/ (see baseline.yaml): ``label`` (column name in
 tables), and either ``codec`` (overrides of configs/default.yaml for the learned codec) or
-``anchor`` (x264 | x265 | svtav1, vidcodec/eval/anchors.py).
+``anchor`` (x264 | x265 | svtav1, vidcodec/eval/anchors.py) with an optional ``crf`` list (one CRF
+per rate point, q1 first; default anchors.CRF_LADDER).
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ class EvalSetting:
     label: str
     codec: tuple[tuple[str, object], ...] = ()  # CodecConfig overrides, as sorted (key, value) pairs
     anchor: str | None = None  # traditional codec instead of the learned one
+    crf: tuple[int, ...] = ()  # anchor's CRF per rate point (q1 first); () = anchors.CRF_LADDER
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "label": self.label, "codec": dict(self.codec), "anchor": self.anchor}
+        values = {"name": self.name, "label": self.label, "codec": dict(self.codec), "anchor": self.anchor}
+        return {**values, "crf": list(self.crf)} if self.crf else values
 
 
 def available_settings(directory: Path = EVAL_CONFIG_DIR) -> list[str]:
@@ -57,16 +60,19 @@ def load_setting(name: str, directory: Path = EVAL_CONFIG_DIR) -> EvalSetting:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
-    unknown = sorted(set(values) - {"label", "codec", "anchor"}) if isinstance(values, dict) else ["<not a mapping>"]
+    unknown = sorted(set(values) - {"label", "codec", "anchor", "crf"}) if isinstance(values, dict) else ["<not a mapping>"]
     if unknown:
-        raise ConfigError(f"{path}: unknown keys {', '.join(unknown)} (expected label, codec or anchor)")
+        raise ConfigError(f"{path}: unknown keys {', '.join(unknown)} (expected label, codec, or anchor and crf)")
     codec = values.get("codec") or {}
     anchor = values.get("anchor")
+    crf = values.get("crf") or []
     if not isinstance(codec, dict) or (codec and anchor):
         raise ConfigError(f"{path}: 'codec' must be a mapping, and a configuration has codec or anchor, not both")
+    if not isinstance(crf, list) or not all(isinstance(v, int) for v in crf) or (crf and not anchor):
+        raise ConfigError(f"{path}: 'crf' must be a list of integers (one per rate point), with an anchor")
     if not anchor:
         load_config(overrides={**codec, "quality": 1})  # validate the overrides now, not in a worker
-    return EvalSetting(name, str(values.get("label", name)), tuple(sorted(codec.items())), anchor)
+    return EvalSetting(name, str(values.get("label", name)), tuple(sorted(codec.items())), anchor, tuple(crf))
 
 
 @dataclass(frozen=True)
@@ -154,7 +160,14 @@ def _encode_learned(job: Job, reader, work: Path) -> dict:
 def _encode_anchor(job: Job, reader, work: Path) -> dict:
     from vidcodec.eval.anchors import encode_anchor
 
-    encode_anchor(job.setting.anchor, reader, work, job.quality, job.num_frames, job.intra_period)
+    crf = None
+    if job.setting.crf:
+        if job.quality > len(job.setting.crf):
+            raise ConfigError(f"{job.key}: configuration '{job.setting.name}' lists {len(job.setting.crf)} CRFs, "
+                              f"none for rate point {job.quality}")
+        crf = job.setting.crf[job.quality - 1]
+    encode_anchor(job.setting.anchor, reader, work, None if crf else job.quality, job.num_frames, job.intra_period,
+                  crf=crf)
     return {"decoder": "pyav"}
 
 
