@@ -19,11 +19,13 @@ Stream layout (one rANS string): tuple symbols, then scalar symbols, then escape
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from compressai._CXX import pmf_to_quantized_cdf
 from compressai.ans import BufferedRansEncoder, RansDecoder
@@ -68,6 +70,16 @@ def estimated_table_points(dim: int, sigma: float, prune: float = PRUNE_PROBABIL
     return math.pi ** (dim / 2) / math.gamma(dim / 2 + 1) * radius**dim
 
 
+@functools.lru_cache(maxsize=1)
+def _fallback_cdf() -> list[int]:
+    """Model of escaped coordinates: a wide discretized Laplacian-like table over
+    [-FALLBACK_HALF_WIDTH, FALLBACK_HALF_WIDTH], compressai's bypass beyond."""
+    values = torch.arange(-FALLBACK_HALF_WIDTH, FALLBACK_HALF_WIDTH + 1, dtype=torch.float64)
+    fallback = torch.exp(-values.abs() / 8.0)
+    fallback = torch.cat([fallback / fallback.sum() * (1 - 1e-3), torch.tensor([1e-3], dtype=torch.float64)])
+    return pmf_to_quantized_cdf(fallback.tolist(), CDF_PRECISION_BITS)
+
+
 @dataclass
 class _CodingTables:
     """The CDF list handed to rANS and where each kind of table starts in it."""
@@ -91,49 +103,55 @@ class LatticeLatentCoder:
         self.gc = gaussian_conditional
         self.cache = cache or TableCache()
         self.scale_table = [float(s) for s in gaussian_conditional.scale_table.tolist()]
-        self._tables: dict[tuple[int, ...], _CodingTables] = {}
+        self._scale_cdfs: dict[int, tuple[object, list[int]]] = {}
         self._last_plan = None
 
     def lattice_scale_indexes(self) -> list[int]:
         """Scale indexes whose tuples are lattice-coded (the rest is scalar)."""
         return [k for k, s in enumerate(self.scale_table) if estimated_table_points(self.lattice.dim, s) <= MAX_TABLE_POINTS]
 
-    def _coding_tables(self, used: tuple[int, ...]) -> _CodingTables:
-        if used in self._tables:
-            return self._tables[used]
+    @functools.cached_property
+    def _scalar_cdfs(self) -> tuple[list[list[int]], list[int], list[int]]:
+        """The Gaussian conditional's CDF tables as rANS wants them (once per coder: slow to list)."""
         cdfs = [list(map(int, row[:length])) for row, length in zip(self.gc._quantized_cdf.tolist(),
                                                                      self.gc._cdf_length.tolist())]
         lengths = [int(v) for v in self.gc._cdf_length.tolist()]
         offsets = [int(v) for v in self.gc._offset.tolist()]
-        num_scalar = len(cdfs)
-        lattice_table_of, lattice_tables = {}, {}
-        for scale_index in used:
+        return cdfs, lengths, offsets
+
+    def _lattice_cdf(self, scale_index: int) -> tuple[object, list[int]]:
+        """(LatticeTable, quantized CDF with the escape symbol last) of one scale, built once."""
+        if scale_index not in self._scale_cdfs:
             table = self.cache.get(TableSpec(self.lattice_name, self.scale_table[scale_index]))
             escape = max(table.escape_mass, MIN_ESCAPE_PROBABILITY)
             pmf = torch.tensor(list(table.pmf) + [escape], dtype=torch.float64)
-            cdf = pmf_to_quantized_cdf((pmf / pmf.sum()).tolist(), CDF_PRECISION_BITS)
+            self._scale_cdfs[scale_index] = (table, pmf_to_quantized_cdf((pmf / pmf.sum()).tolist(),
+                                                                         CDF_PRECISION_BITS))
+        return self._scale_cdfs[scale_index]
+
+    def _coding_tables(self, used: tuple[int, ...]) -> _CodingTables:
+        # The set of scales in use changes from frame to frame: the per-scale parts are cached,
+        # only the list handed to rANS is assembled per frame.
+        scalar_cdfs, scalar_lengths, scalar_offsets = self._scalar_cdfs
+        cdfs, lengths, offsets = list(scalar_cdfs), list(scalar_lengths), list(scalar_offsets)
+        lattice_table_of, lattice_tables = {}, {}
+        for scale_index in used:
+            table, cdf = self._lattice_cdf(scale_index)
             lattice_table_of[scale_index] = len(cdfs)
             lattice_tables[scale_index] = table
             cdfs.append(cdf)
             lengths.append(len(cdf))
             offsets.append(0)
-        # Fallback for escaped coordinates: a wide discretized Laplacian-like table over
-        # [-FALLBACK_HALF_WIDTH, FALLBACK_HALF_WIDTH], compressai's bypass beyond.
-        values = torch.arange(-FALLBACK_HALF_WIDTH, FALLBACK_HALF_WIDTH + 1, dtype=torch.float64)
-        fallback = torch.exp(-values.abs() / 8.0)
-        fallback = torch.cat([fallback / fallback.sum() * (1 - 1e-3), torch.tensor([1e-3], dtype=torch.float64)])
-        fallback_cdf = pmf_to_quantized_cdf(fallback.tolist(), CDF_PRECISION_BITS)
+        fallback_cdf = _fallback_cdf()
         fallback_index = len(cdfs)
         cdfs.append(fallback_cdf)
         lengths.append(len(fallback_cdf))
         offsets.append(-FALLBACK_HALF_WIDTH)
         digest = hashlib.blake2b(digest_size=8)
-        for cdf in cdfs[num_scalar:]:
-            digest.update(torch.tensor(cdf, dtype=torch.int32).numpy().tobytes())
-        tables = _CodingTables(cdfs, lengths, offsets, lattice_table_of, lattice_tables, fallback_index,
-                               num_scalar, digest.digest())
-        self._tables[used] = tables
-        return tables
+        for cdf in cdfs[len(scalar_cdfs):]:
+            digest.update(np.asarray(cdf, dtype=np.int32).tobytes())
+        return _CodingTables(cdfs, lengths, offsets, lattice_table_of, lattice_tables, fallback_index,
+                             len(scalar_cdfs), digest.digest())
 
     def _plan(self, scale_indexes: torch.Tensor):
         """Grouping restricted to lattice-coded scales, scalar positions, and the tables in use.

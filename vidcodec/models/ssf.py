@@ -57,6 +57,7 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         self._motion_coder = HyperpriorCoder(self.motion_hyperprior)
         self._residual_coder = HyperpriorCoder(self.res_hyperprior)
         self.shift_settings: ShiftSettings | None = None
+        self._lattice_coders: dict[tuple, object] = {}
 
     def set_latent_shift(self, settings: ShiftSettings | None) -> None:
         """Shift decoded latents along their entropy gradient (latent_shift.py); None = off."""
@@ -68,10 +69,18 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         No retraining: the hyperprior's Gaussians are integrated over the lattice cells."""
         from vidcodec.entropy.lattice_coder import LatticeLatentCoder
 
-        self._residual_coder.y_coder = (
-            None if lattice_name is None
-            else LatticeLatentCoder(lattice_name, self.res_hyperprior.gaussian_conditional, cache)
-        )
+        if lattice_name is None:
+            self._residual_coder.y_coder = None
+            return
+        # Coders are kept per (lattice, cache, CDF tables): they hold per-scale CDFs that are slow
+        # to rebuild; new weights (update() writes new CDF buffers) give a new coder.
+        gc = self.res_hyperprior.gaussian_conditional
+        key = (lattice_name, id(cache), gc._quantized_cdf.data_ptr(), gc._quantized_cdf._version)
+        coder = self._lattice_coders.get(key)
+        if coder is None or (cache is not None and coder.cache is not cache) or coder.gc is not gc:
+            coder = LatticeLatentCoder(lattice_name, gc, cache)
+            self._lattice_coders[key] = coder
+        self._residual_coder.y_coder = coder
 
     def _rebuild_with_widths(self, mid: int, latent: int) -> None:
         # CompressAI defines these classes inside ScaleSpaceFlow.__init__; reuse them through the
