@@ -220,6 +220,24 @@ def test_lattice_quantizers_round_trip_bit_exactly(workspace, tmp_path, quant):
     assert (tmp_path / "decoded.yuv").read_bytes() == (tmp_path / "recon.yuv").read_bytes()
 
 
+@pytest.mark.parametrize("scope", ["residual+motion", "all"])
+def test_lattice_quantizer_scopes_round_trip_and_change_the_coded_latents(workspace, tmp_path, scope):
+    root, sequence, _ = workspace
+    streams = {}
+    for name in ("residual", scope):
+        # The shipped model: a random tiny model's motion latents code to the same bytes either way.
+        stream = tmp_path / name
+        assert encode_main([str(sequence), "--quality", "3", "--frames", "2", "--quant", "hex", "--quant-scope", name,
+                            "--out", str(stream), "--recon", str(tmp_path / f"{name}.yuv"), "--quiet"]) == 0
+        assert decode_main([str(stream), "-o", str(tmp_path / f"{name}_decoded.yuv"), "--quiet"]) == 0
+        assert (tmp_path / f"{name}_decoded.yuv").read_bytes() == (tmp_path / f"{name}.yuv").read_bytes()
+        streams[name] = [json.loads(line) for line in (stream / "rd.jsonl").read_text().splitlines()]
+    # Motion latents are lattice-coded in both wider scopes, I-frame latents only in "all".
+    assert streams[scope][1]["bits_motion_y"] != streams["residual"][1]["bits_motion_y"]
+    same_intra = streams[scope][0]["bits_intra_y"] == streams["residual"][0]["bits_intra_y"]
+    assert same_intra == (scope == "residual+motion")
+
+
 @pytest.mark.parametrize("quant", ["sq", "oct"])
 def test_latent_shift_round_trips_and_logs_its_diagnostics(workspace, tmp_path, quant):
     root, sequence, _ = workspace

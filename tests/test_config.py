@@ -38,3 +38,9 @@ def test_unknown_keys_and_missing_files(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_quant_scope_is_validated():
+    assert load_config(overrides={"quant": "oct", "quant_scope": "all"}).quant_scope == "all"
+    with pytest.raises(ConfigError, match="quant_scope='motion' \\(expected one of residual, residual\\+motion, all\\)"):
+        load_config(overrides={"quant_scope": "motion"})

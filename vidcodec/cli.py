@@ -58,6 +58,8 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, dest="num_threads", help="torch threads for coding")
     parser.add_argument("--quant", choices=("sq", "hex", "oct", "d4", "e8"),
                         help="quantizer of P-frame residual latents (default sq)")
+    parser.add_argument("--quant-scope", choices=("residual", "residual+motion", "all"),
+                        help="latents the lattice quantizer applies to (default residual; ablations)")
     parser.add_argument("--latent-shift", action="store_true", default=None,
                         help="shift decoded latents along the entropy gradient (seed 000, section 4)")
     parser.add_argument("--latent-shift-scope", choices=("residual", "residual+intra"),
@@ -88,6 +90,7 @@ def run_encode(args: argparse.Namespace) -> int:
         "intra_period": args.intra_period,
         "num_threads": args.num_threads,
         "quant": args.quant,
+        "quant_scope": args.quant_scope,
         "latent_shift": args.latent_shift,
         "latent_shift_scope": args.latent_shift_scope,
         "shift_search": args.shift_search,

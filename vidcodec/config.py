@@ -17,6 +17,7 @@ DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 # experimental: their tables are built by quasi-Monte Carlo and only small scales are lattice-coded.
 QUANTIZER_LATTICES = {"sq": None, "hex": "a2", "oct": "a3*", "d4": "d4", "e8": "e8"}
 QUANTIZERS = tuple(QUANTIZER_LATTICES)
+QUANT_SCOPES = ("residual", "residual+motion", "all")
 MAX_THREADS = 255  # stored in one byte of the sequence header
 
 
@@ -29,6 +30,7 @@ class CodecConfig:
     intra_period: int = 8
     num_threads: int = 2
     quant: str = "sq"
+    quant_scope: str = "residual"  # QUANT_SCOPES: latents the lattice applies to (ablations)
     latent_shift: bool = False
     latent_shift_scope: str = "residual"  # latent_shift.SCOPES
     shift_search: str = "fast"  # brute | fast
@@ -51,6 +53,8 @@ class CodecConfig:
             problems.append(f"num_threads={self.num_threads} (expected 1..{MAX_THREADS})")
         if self.quant not in QUANTIZERS:
             problems.append(f"quant='{self.quant}' (expected one of {', '.join(QUANTIZERS)})")
+        if self.quant_scope not in QUANT_SCOPES:
+            problems.append(f"quant_scope='{self.quant_scope}' (expected one of {', '.join(QUANT_SCOPES)})")
         if self.latent_shift_scope not in SCOPES:
             problems.append(f"latent_shift_scope='{self.latent_shift_scope}' (expected one of {', '.join(SCOPES)})")
         else:

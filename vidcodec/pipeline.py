@@ -26,7 +26,7 @@ import torch
 
 from vidcodec.bitstream.errors import BitstreamError
 from vidcodec.bitstream.syntax import SequenceHeader, frame_file_name
-from vidcodec.config import QUANTIZER_LATTICES, CodecConfig
+from vidcodec.config import QUANT_SCOPES, QUANTIZER_LATTICES, CodecConfig
 from vidcodec.decoder import Decoder
 from vidcodec.entropy.lattice_coder import coding_parameters
 from vidcodec.encoder import Encoder
@@ -97,7 +97,7 @@ def encode_sequence(
     if model is None:
         model = load_model(config.model, config.quality, config.checkpoint, config.pretrained)
     lattice_name = QUANTIZER_LATTICES[config.quant]
-    model.codec.set_residual_quantizer(lattice_name)
+    model.codec.set_residual_quantizer(lattice_name, scope=config.quant_scope)
     shift = config.shift_settings()
     model.codec.set_latent_shift(shift)
     header = SequenceHeader(
@@ -112,7 +112,7 @@ def encode_sequence(
         checkpoint_hash=model.checkpoint_hash,
         pad_multiple=model.codec.pad_multiple,
         quantizer=config.quant,
-        quant_params=coding_parameters(lattice_name) if lattice_name else b"",
+        quant_params=coding_parameters(lattice_name, config.quant_scope) if lattice_name else b"",
         latent_shift=shift.scope_mask if shift else 0,
         shift_groups=shift.groups if shift else 1,
         shift_candidates=shift.candidates if shift else (),
@@ -265,13 +265,19 @@ def configure_quantizer(model: LoadedModel, header: SequenceHeader) -> None:
         raise BitstreamError(f"sequence.hdr: unknown quantizer '{header.quantizer}' "
                              f"(this decoder knows {', '.join(QUANTIZER_LATTICES)})")
     lattice_name = QUANTIZER_LATTICES[header.quantizer]
-    expected = coding_parameters(lattice_name) if lattice_name else b""
+    scope = "residual"
+    if lattice_name:
+        try:
+            scope = json.loads(header.quant_params.decode()).get("scope", "residual")
+        except (UnicodeDecodeError, ValueError, AttributeError):
+            scope = None  # reported below as a parameter mismatch
+    expected = coding_parameters(lattice_name, scope) if lattice_name and scope in QUANT_SCOPES else b""
     if header.quant_params != expected:
         raise BitstreamError(
             f"sequence.hdr: the stream's lattice table parameters {header.quant_params!r} differ from "
             f"this decoder's {expected!r}; decode with the vidcodec release that encoded it"
         )
-    model.codec.set_residual_quantizer(lattice_name)
+    model.codec.set_residual_quantizer(lattice_name, scope=scope)
 
 
 def configure_latent_shift(model: LoadedModel, header: SequenceHeader) -> None:

@@ -42,11 +42,12 @@ MIN_ESCAPE_PROBABILITY = 1e-6
 FALLBACK_HALF_WIDTH = 64  # coordinates in [-64, 64] use the fallback table; beyond, rANS bypass
 
 
-def coding_parameters(lattice_name: str) -> bytes:
-    """Everything the decoder must share to rebuild the tables, as stored in the sequence header."""
+def coding_parameters(lattice_name: str, scope: str = "residual") -> bytes:
+    """Everything the decoder must share to rebuild the tables, as stored in the sequence header;
+    ``scope`` (which latents are lattice-coded) only when it is not the default "residual"."""
     from vidcodec.quant import tables
 
-    return json.dumps({
+    return json.dumps({**({"scope": scope} if scope != "residual" else {}),
         "lattice": get_lattice(lattice_name).name,
         "table_format": tables.TABLE_FORMAT_VERSION,
         "prune": tables.PRUNE_PROBABILITY,

@@ -63,24 +63,33 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         """Shift decoded latents along their entropy gradient (latent_shift.py); None = off."""
         self.shift_settings = settings
 
-    def set_residual_quantizer(self, lattice_name: str | None, cache=None) -> None:
-        """Quantize P-frame residual latents on a lattice (e.g. "a2", "a3*"); None = rounding.
+    def set_residual_quantizer(self, lattice_name: str | None, cache=None, scope: str = "residual") -> None:
+        """Quantize latents on a lattice (e.g. "a2", "a3*"); None = rounding everywhere.
 
-        No retraining: the hyperprior's Gaussians are integrated over the lattice cells."""
+        ``scope`` (ablations, config.QUANT_SCOPES): "residual" = P-frame residual latents (the paper),
+        "residual+motion" also the motion latents, "all" also the I-frame latents. No retraining:
+        the hyperprior's Gaussians are integrated over the lattice cells."""
+        scoped = {"residual": (self._residual_coder,),
+                  "residual+motion": (self._residual_coder, self._motion_coder),
+                  "all": (self._residual_coder, self._motion_coder, self._intra_coder)}
+        if scope not in scoped:
+            raise ValueError(f"quantizer scope '{scope}' (expected one of {', '.join(scoped)})")
+        for coder in (self._intra_coder, self._motion_coder, self._residual_coder):
+            in_scope = lattice_name is not None and coder in scoped[scope]
+            coder.y_coder = self._lattice_coder(lattice_name, coder, cache) if in_scope else None
+
+    def _lattice_coder(self, lattice_name: str, coder: HyperpriorCoder, cache):
         from vidcodec.entropy.lattice_coder import LatticeLatentCoder
 
-        if lattice_name is None:
-            self._residual_coder.y_coder = None
-            return
         # Coders are kept per (lattice, cache, CDF tables): they hold per-scale CDFs that are slow
         # to rebuild; new weights (update() writes new CDF buffers) give a new coder.
-        gc = self.res_hyperprior.gaussian_conditional
-        key = (lattice_name, id(cache), gc._quantized_cdf.data_ptr(), gc._quantized_cdf._version)
-        coder = self._lattice_coders.get(key)
-        if coder is None or (cache is not None and coder.cache is not cache) or coder.gc is not gc:
-            coder = LatticeLatentCoder(lattice_name, gc, cache)
-            self._lattice_coders[key] = coder
-        self._residual_coder.y_coder = coder
+        gc = coder.hyperprior.gaussian_conditional
+        key = (lattice_name, id(cache), id(gc), gc._quantized_cdf.data_ptr(), gc._quantized_cdf._version)
+        lattice_coder = self._lattice_coders.get(key)
+        if lattice_coder is None or (cache is not None and lattice_coder.cache is not cache) or lattice_coder.gc is not gc:
+            lattice_coder = LatticeLatentCoder(lattice_name, gc, cache)
+            self._lattice_coders[key] = lattice_coder
+        return lattice_coder
 
     def _rebuild_with_widths(self, mid: int, latent: int) -> None:
         # CompressAI defines these classes inside ScaleSpaceFlow.__init__; reuse them through the
@@ -173,7 +182,7 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
             part_names=self.intra_part_names,
             parts=[intra.z_bytes, intra.y_bytes],
             x_hat=x_hat,
-            entropy_hash=entropy_hash([intra.scale_indexes]),
+            entropy_hash=entropy_hash([intra.scale_indexes], intra.table_digest),
             shift_indexes=shift_indexes,
             shift=shift,
             latents={"intra": intra},
@@ -197,7 +206,8 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
             part_names=self.inter_part_names,
             parts=[motion.z_bytes, motion.y_bytes, residual.z_bytes, residual.y_bytes],
             x_hat=x_hat,
-            entropy_hash=entropy_hash([motion.scale_indexes, residual.scale_indexes], residual.table_digest),
+            entropy_hash=entropy_hash([motion.scale_indexes, residual.scale_indexes],
+                                      residual.table_digest + motion.table_digest),
             shift_indexes=shift_indexes,
             shift=shift,
             latents={"motion": motion, "residual": residual, "x_pred": x_pred},
@@ -211,7 +221,7 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         check_part_count(parts, self.intra_part_names, "I")
         z_bytes, y_bytes = parts
         params = _decode_side(self._intra_coder, z_bytes, self._z_shape(frame_shape), "intra")
-        check_entropy_hash([params.scale_indexes], expected_hash)
+        check_entropy_hash([params.scale_indexes], expected_hash, self._intra_coder.table_digest(params.scale_indexes))
         y_hat = self._intra_coder.decode_main(y_bytes, params)
         return self._synthesize_intra(
             self._decode_with_shift(SCOPE_INTRA, self._intra_coder, y_hat, params, shift_indexes)
@@ -229,7 +239,8 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         check_entropy_hash(
             [motion_params.scale_indexes, residual_params.scale_indexes],
             expected_hash,
-            self._residual_coder.table_digest(residual_params.scale_indexes),
+            self._residual_coder.table_digest(residual_params.scale_indexes)
+            + self._motion_coder.table_digest(motion_params.scale_indexes),
         )
         y_motion_hat = self._motion_coder.decode_main(motion_y, motion_params)
         x_pred = self._predict(x_ref, y_motion_hat)
