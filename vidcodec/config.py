@@ -85,18 +85,24 @@ class CodecConfig:
         return dataclasses.asdict(self)
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> CodecConfig:
-    """Read ``path`` (default configs/default.yaml), apply non-None ``overrides``, validate."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found (configs in {CONFIG_DIR}: "
-                          f"{', '.join(p.name for p in sorted(CONFIG_DIR.glob('*.yaml')))})")
+def read_yaml_mapping(path: Path) -> dict:
+    """A YAML file holding a mapping (empty file: {}); ConfigError naming the file otherwise."""
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> CodecConfig:
+    """Read ``path`` (default configs/default.yaml), apply non-None ``overrides``, validate."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found (configs in {CONFIG_DIR}: "
+                          f"{', '.join(p.name for p in sorted(CONFIG_DIR.glob('*.yaml')))})")
+    values = read_yaml_mapping(path)
     known = {f.name for f in dataclasses.fields(CodecConfig)}
     unknown = sorted(set(values) - known)
     if unknown:

@@ -50,7 +50,7 @@ class EncodeResult:
 
 
 @contextmanager
-def _staged_output(out_dir: Path, force: bool) -> Iterator[Path]:
+def staged_output(out_dir: Path, force: bool) -> Iterator[Path]:
     """Yield a staging directory that replaces out_dir only when the block completes."""
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
@@ -122,7 +122,7 @@ def encode_sequence(
     encoder = Encoder(model.codec, header)
     verifier = Decoder(model.codec, header, header_bytes) if config.verify else None
     records: list[dict] = []
-    with _staged_output(out_dir, force) as staging, _optional_writer(recon_path, geometry) as recon:
+    with staged_output(out_dir, force) as staging, _optional_writer(recon_path, geometry) as recon:
         (staging / FRAMES_DIR).mkdir()
         _atomic_write_bytes(staging / HEADER_NAME, header_bytes)
         bar = _progress_bar(num_frames, f"encode {reader.path.name}", progress)

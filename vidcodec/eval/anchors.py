@@ -41,7 +41,7 @@ from vidcodec.errors import ConfigError, VidcodecError
 from vidcodec.io.color import yuv420_to_rgb
 from vidcodec.io.yuv import YuvFrame, YuvReader, check_frame_count
 from vidcodec.metrics import bpp, ms_ssim_rgb, psnr_planes_db, psnr_rgb_db
-from vidcodec.pipeline import EncodeResult, _staged_output  # same staging and --force rules
+from vidcodec.pipeline import EncodeResult, staged_output  # same staging and --force rules
 from vidcodec.rd_log import frame_record, summarize
 
 ENCODER_THREADS = 1
@@ -225,7 +225,7 @@ def encode_anchor(
     all_options.update(options or {})
     # SVT-AV1 prints its banner to stderr unless told otherwise; respect a user's own setting.
     os.environ.setdefault("SVT_LOG", "1")
-    with _staged_output(Path(out_dir), force) as staging:
+    with staged_output(Path(out_dir), force) as staging:
         stream_path = staging / f"stream{codec.suffix}"
         packet_sizes, key_flags, enc_times = _encode_stream(codec, reader, geometry, pix_fmt, all_options,
                                                             num_frames, stream_path)

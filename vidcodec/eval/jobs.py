@@ -23,9 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from vidcodec.config import CONFIG_DIR, load_config
+from vidcodec.config import CONFIG_DIR, load_config, read_yaml_mapping
 from vidcodec.errors import ConfigError, VidcodecError
 
 EVAL_CONFIG_DIR = CONFIG_DIR / "eval"
@@ -56,11 +54,8 @@ def load_setting(name: str, directory: Path = EVAL_CONFIG_DIR) -> EvalSetting:
     if not path.is_file():
         raise ConfigError(f"eval configuration '{name}' not found: no {path} "
                           f"(available: {', '.join(available_settings(directory))})")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
-    unknown = sorted(set(values) - {"label", "codec", "anchor", "crf"}) if isinstance(values, dict) else ["<not a mapping>"]
+    values = read_yaml_mapping(path)
+    unknown = sorted(set(values) - {"label", "codec", "anchor", "crf"})
     if unknown:
         raise ConfigError(f"{path}: unknown keys {', '.join(unknown)} (expected label, codec, or anchor and crf)")
     codec = values.get("codec") or {}
@@ -173,8 +168,6 @@ def _encode_anchor(job: Job, reader, work: Path) -> dict:
 
 def run_job(job: Job) -> dict:
     """Run one job (skipping it when already finished); returns a short status for progress reports."""
-    import torch  # noqa: F401  (vidcodec's compat shim is imported with the package)
-
     from vidcodec.io.yuv import SequenceGeometry, YuvReader
 
     out_dir = Path(job.out_dir)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from pathlib import Path
 from vidcodec.errors import ConfigError, OutputError
 from vidcodec.eval.jobs import Job, load_setting, run_job
 from vidcodec.eval.proxy import ProxySpec, write_proxy
+from vidcodec.eval.results import atomic_write_text
 from vidcodec.io.yuv import SequenceGeometry, YuvReader, load_dataset
 
 RUN_FILE = "run.json"
@@ -110,13 +112,9 @@ def _check_run_dir(request: EvalRequest) -> None:
     elif request.out_dir.exists() and any(request.out_dir.iterdir()) and not run_file.is_file() and not request.force:
         raise OutputError(f"{request.out_dir} exists, is not empty and is not an eval run; use another --out")
     if request.force and request.out_dir.exists():
-        import shutil
-
         shutil.rmtree(request.out_dir)
     request.out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_file.with_name(run_file.name + ".tmp")
-    tmp.write_text(json.dumps(parameters, indent=2) + "\n")
-    tmp.replace(run_file)
+    atomic_write_text(run_file, json.dumps(parameters, indent=2) + "\n")
 
 
 def prepare_inputs(request: EvalRequest) -> dict[str, tuple[Path, SequenceGeometry, int]]:
@@ -263,7 +261,5 @@ def run_eval(request: EvalRequest) -> EvalOutcome:
     finally:
         bar.close()
         statuses = sorted(outcome.statuses, key=lambda s: s["key"])
-        tmp = request.out_dir / "jobs.json.tmp"
-        tmp.write_text(json.dumps({"jobs": statuses}, indent=2) + "\n")
-        tmp.replace(request.out_dir / "jobs.json")
+        atomic_write_text(request.out_dir / "jobs.json", json.dumps({"jobs": statuses}, indent=2) + "\n")
     return outcome
