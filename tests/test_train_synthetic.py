@@ -51,6 +51,15 @@ def test_lavfi_sources(source):
     assert np.array_equal(clip, lavfi_clip(source, 2, 64, 80, seed=3))
 
 
+@pytest.mark.parametrize("source", ["life", "cellauto"])
+def test_cellular_sources_draw_cells_wider_than_a_pixel(source):
+    for seed in range(4):
+        clip = lavfi_clip(source, 2, 70, 90, seed=seed)  # sizes that are not a multiple of a cell
+        assert clip.shape == (2, 70, 90, 3)
+        # Every pixel repeats its left and upper neighbour within a cell of at least 4 pixels.
+        assert np.array_equal(clip[:, :, 0::4], clip[:, :, 1::4]) and np.array_equal(clip[:, 0::4], clip[:, 1::4])
+
+
 def test_random_clip_splits():
     rng = np.random.default_rng(1)
     for split in ("train", "heldout"):

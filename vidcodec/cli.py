@@ -181,6 +181,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lmbda", type=float, help="rate-distortion trade-off (CompressAI MSE scale)")
     parser.add_argument("--steps", type=int, help="total optimizer steps")
     parser.add_argument("--init-from", help="checkpoint to start from (fine-tuning another rate point)")
+    parser.add_argument("--seed", type=int, help="seed of weights, clips and noise (overrides the config's)")
+    parser.add_argument("--lattice", help="fine-tune with this lattice in the loop (e.g. oct, hex; see --quant)")
     parser.add_argument("--out", type=Path, required=True, help="run directory (resumed when it has last.pt)")
     parser.add_argument("--max-steps", type=int, help="stop after this many more steps (0: only export)")
     parser.add_argument("--export", type=Path, help="write a shippable checkpoint here at the end")
@@ -189,14 +191,23 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Also under ``torchrun --nproc_per_node N -m vidcodec.cli train ...``: data-parallel over N
+    processes (batch_size clips each); rank 0 writes the run directory and the export."""
+    from vidcodec.train.distributed import init_distributed, shutdown_distributed
     from vidcodec.train.trainer import Trainer, load_train_config
 
-    overrides = {"lmbda": args.lmbda, "steps": args.steps, "init_from": args.init_from}
-    trainer = Trainer(load_train_config(args.config, overrides), args.out)
-    trainer.run(progress=not args.quiet, max_steps=args.max_steps)
-    if args.export:
-        trainer.export(args.export)
-        print(f"exported step {trainer.step} to {args.export}")
+    overrides = {"lmbda": args.lmbda, "steps": args.steps, "init_from": args.init_from, "seed": args.seed,
+                 "lattice": args.lattice}
+    config = load_train_config(args.config, overrides)
+    ctx = init_distributed()
+    try:
+        trainer = Trainer(config, args.out, ctx)
+        trainer.run(progress=not args.quiet, max_steps=args.max_steps)
+        if args.export and ctx.is_main:
+            trainer.export(args.export)
+            print(f"exported step {trainer.step} to {args.export}")
+    finally:
+        shutdown_distributed(ctx)
     return 0
 
 

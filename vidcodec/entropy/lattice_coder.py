@@ -71,6 +71,12 @@ def estimated_table_points(dim: int, sigma: float, prune: float = PRUNE_PROBABIL
     return math.pi ** (dim / 2) / math.gamma(dim / 2 + 1) * radius**dim
 
 
+def lattice_coded_scales(dim: int, scale_table: list[float]) -> list[int]:
+    """Indexes of the scales whose tuples a lattice of dimension ``dim`` codes: those whose table
+    stays within MAX_TABLE_POINTS (shared with lattice-in-the-loop training)."""
+    return [k for k, sigma in enumerate(scale_table) if estimated_table_points(dim, sigma) <= MAX_TABLE_POINTS]
+
+
 @functools.lru_cache(maxsize=1)
 def _fallback_cdf() -> list[int]:
     """Model of escaped coordinates: a wide discretized Laplacian-like table over
@@ -109,7 +115,7 @@ class LatticeLatentCoder:
 
     def lattice_scale_indexes(self) -> list[int]:
         """Scale indexes whose tuples are lattice-coded (the rest is scalar)."""
-        return [k for k, s in enumerate(self.scale_table) if estimated_table_points(self.lattice.dim, s) <= MAX_TABLE_POINTS]
+        return lattice_coded_scales(self.lattice.dim, self.scale_table)
 
     @functools.cached_property
     def _scalar_cdfs(self) -> tuple[list[list[int]], list[int], list[int]]:

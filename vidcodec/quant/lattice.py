@@ -105,6 +105,17 @@ class Lattice:
             points = points + k[..., j : j + 1] * self.generator[j]
         return points
 
+    def to_cell(self, unit_points: torch.Tensor) -> torch.Tensor:
+        """Points of [0,1)^dim (..., dim) -> points of the Voronoi cell of the origin, float64.
+
+        u @ G covers the fundamental parallelepiped once; subtracting its nearest lattice point maps
+        it onto the Voronoi cell, measure-preserving (both tile space under lattice translations).
+        Uniform points stay uniform and low-discrepancy (Sobol) points stay evenly spread: the
+        sampling behind cell probabilities (quant/tables.py) and lattice training (train/lattice_loop.py)."""
+        self._check_last_dim(unit_points, "unit_points")
+        parallelepiped = unit_points.to(torch.float64) @ self.generator
+        return parallelepiped - self.nearest_point(parallelepiped)
+
     def points_within(self, radius: float, center: torch.Tensor | None = None) -> torch.Tensor:
         """All lattice points p with ||p - center|| <= radius, (N, dim) float64 (center (dim,),
         default the origin). A relative slack of 1e-12 keeps a shell whose norm is passed as radius.

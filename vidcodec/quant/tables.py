@@ -153,8 +153,7 @@ def _a2_probabilities(lattice: Lattice, points: torch.Tensor, sigma: float) -> n
 
 def _qmc_probabilities(lattice: Lattice, points: torch.Tensor, sigma: float, log2_points: int, seed: int) -> np.ndarray:
     sobol = qmc.Sobol(d=lattice.dim, scramble=True, seed=seed).random_base2(log2_points)
-    x = torch.from_numpy(sobol) @ lattice.generator
-    offsets = x - lattice.nearest_point(x)  # spread evenly over the Voronoi cell of the origin
+    offsets = lattice.to_cell(torch.from_numpy(sobol))  # spread evenly over the Voronoi cell of the origin
     norm = (2 * math.pi * sigma**2) ** (-lattice.dim / 2)
     result = np.empty(len(points))
     # Chunks keep the (points x samples) matrix small.

@@ -8,10 +8,17 @@ quantiles are fitted by a separate optimizer on the auxiliary loss.
 State (model, both optimizers, scheduler, RNG states, step) goes to ``OUT/last.pt`` every
 ``checkpoint_every_s`` seconds, written to a temporary name and renamed, so a kill -9 loses at most one
 interval. ``train`` resumes from it when it exists.
+
+Training runs on the GPU when there is one, else on the CPU. Under torchrun it is data-parallel
+(distributed.py): every process draws its own clips, ``batch_size`` clips per process (the global
+batch is batch_size x world_size), DDP averages the gradients, and rank 0 alone writes files
+(checkpoint, log, plot, export), validates and shows progress. A checkpoint holds every rank's RNG
+states and can only be resumed with the same number of processes.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -25,6 +32,17 @@ import yaml
 
 from vidcodec.errors import ConfigError
 from vidcodec.models.registry import build_model, save_checkpoint
+from vidcodec.train.distributed import (
+    DistributedContext,
+    average_gradients,
+    average_values,
+    gather_to_main,
+    main_rank_decides,
+    single_process_context,
+    wrap_data_parallel,
+)
+from vidcodec.quant.lattice import get_lattice
+from vidcodec.train.lattice_loop import SCOPE_HYPERPRIORS, install_lattice_in_the_loop
 from vidcodec.train.synthetic import random_clip
 
 
@@ -34,7 +52,7 @@ class TrainConfig:
     model_config: dict = field(default_factory=dict)
     lmbda: float = 0.0067
     steps: int = 20000
-    batch_size: int = 4
+    batch_size: int = 4  # clips per process: the global batch is batch_size x number of processes
     clip_frames: int = 3
     crop: int = 128
     learning_rate: float = 1e-4
@@ -49,6 +67,12 @@ class TrainConfig:
     seed: int = 0
     num_threads: int = 2
     init_from: str | None = None  # checkpoint to fine-tune from (e.g. another rate point)
+    # Lattice in the loop (lattice_loop.py): e.g. "a3*" trains the hyperpriors of lattice_scope with
+    # straight-through lattice points for the decoder and lattice-cell noise for the entropy model,
+    # cell probabilities estimated from lattice_samples quasi-Monte-Carlo points. None: rounding.
+    lattice: str | None = None
+    lattice_scope: str = "residual"
+    lattice_samples: int = 256
 
     def validate(self) -> "TrainConfig":
         problems = []
@@ -60,6 +84,15 @@ class TrainConfig:
             problems.append(f"clip_frames={self.clip_frames} (expected >= 2: one I- and one P-frame)")
         if self.crop < 128 or self.crop % 128:
             problems.append(f"crop={self.crop} (expected a multiple of 128, the SSF padding)")
+        if self.lattice is not None:
+            try:
+                get_lattice(self.lattice)
+            except ValueError as error:
+                problems.append(f"lattice: {error}")
+            if self.lattice_scope not in SCOPE_HYPERPRIORS:
+                problems.append(f"lattice_scope={self.lattice_scope!r} (expected one of {', '.join(SCOPE_HYPERPRIORS)})")
+            if self.lattice_samples < 1:
+                problems.append(f"lattice_samples={self.lattice_samples} (expected >= 1)")
         if problems:
             raise ConfigError("invalid training config: " + "; ".join(problems))
         return self
@@ -96,9 +129,24 @@ def rd_loss(model, frames: list[torch.Tensor], lmbda: float) -> dict[str, torch.
 
 
 def make_batch(rng: np.random.Generator, config: TrainConfig, split: str = "train") -> list[torch.Tensor]:
+    """config.clip_frames tensors (batch_size,3,crop,crop) float in [0,1] on the CPU, one per frame."""
     clips = [random_clip(rng, config.clip_frames, config.crop, config.crop, split) for _ in range(config.batch_size)]
     batch = torch.from_numpy(np.stack(clips)).permute(1, 0, 4, 2, 3).contiguous()  # (T,N,3,H,W)
     return list(batch)
+
+
+def rank_seeds(seed: int, rank: int, world_size: int) -> tuple[np.random.Generator, int | None]:
+    """(clip generator, torch seed or None) of one training process.
+
+    A single process keeps ``default_rng(seed)`` and the torch seed it set before building the
+    model (None), so its runs and checkpoints are those of the program before distributed
+    training. Several processes get independent streams from SeedSequence((seed, rank)): their own
+    clips, and their own quantization noise (torch), which a shared seed would repeat on every rank.
+    """
+    if world_size == 1:
+        return np.random.default_rng(seed), None
+    clips, noise = np.random.SeedSequence([seed, rank]).spawn(2)
+    return np.random.default_rng(clips), int(noise.generate_state(1)[0])
 
 
 def validation_batches(config: TrainConfig) -> list[list[torch.Tensor]]:
@@ -129,63 +177,111 @@ def validate(model, batches: list[list[torch.Tensor]], lmbda: float) -> dict:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, out_dir: Path) -> None:
+    """Trains on ``ctx.device``; ``ctx`` from distributed.init_distributed() under torchrun, by
+    default one process on the first GPU or the CPU. Every rank constructs a Trainer on the same
+    ``out_dir`` (one machine or a shared file system) and calls run() the same number of times."""
+
+    def __init__(self, config: TrainConfig, out_dir: Path, ctx: DistributedContext | None = None) -> None:
         self.config = config
+        self.ctx = ctx or single_process_context()
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(config.num_threads)
+        # Same seed on every rank: the same initial weights (DDP would copy rank 0's anyway).
         torch.manual_seed(config.seed)
         self.model = build_model(config.model, **config.model_config)
         if config.init_from:
             from vidcodec.models.registry import load_model
 
             self.model.load_state_dict(load_model(config.model, checkpoint=config.init_from).codec.state_dict())
+        if config.lattice is not None:
+            install_lattice_in_the_loop(self.model, config.lattice, config.lattice_scope, config.lattice_samples)
+        self.model.to(self.ctx.device)
         self.model.train()
         # The entropy bottlenecks' quantiles are fitted by the auxiliary loss alone; keeping them out
         # of the main optimizer also keeps their gradients out of the main gradient-norm clipping.
         self.main_params = [p for n, p in self.model.named_parameters() if not n.endswith(".quantiles")]
-        aux_params = [p for n, p in self.model.named_parameters() if n.endswith(".quantiles")]
+        self.aux_params = [p for n, p in self.model.named_parameters() if n.endswith(".quantiles")]
         self.optimizer = torch.optim.Adam(self.main_params, lr=config.learning_rate)
-        self.aux_optimizer = torch.optim.Adam(aux_params, lr=config.aux_learning_rate)
+        self.aux_optimizer = torch.optim.Adam(self.aux_params, lr=config.aux_learning_rate)
         milestones = [int(f * config.steps) for f in config.lr_drops]
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=0.1)
-        self.rng = np.random.default_rng(config.seed)
+        self.rng, torch_seed = rank_seeds(config.seed, self.ctx.rank, self.ctx.world_size)
+        if torch_seed is not None:
+            torch.manual_seed(torch_seed)
         self.step = 0
         self.wall_s = 0.0
         self.state_path = self.out_dir / "last.pt"
         self.log_path = self.out_dir / "train_log.jsonl"
         if self.state_path.exists():
             self._resume()
+        # The forward pass of the main loss goes through DDP (which averages its gradients); the
+        # aux loss, state dicts and export use self.model. The quantiles stay out of DDP: the aux
+        # loss trains them with a backward pass of its own, which DDP does not expect.
+        quantile_names = [n for n, _ in self.model.named_parameters() if n.endswith(".quantiles")]
+        self.forward_model = wrap_data_parallel(self.model, self.ctx, quantile_names)
 
     # --- state ---------------------------------------------------------------------------
+    def _rng_state(self) -> dict:
+        """This process's random streams: clips (numpy), noise (torch, CUDA), python."""
+        return {
+            "numpy": self.rng.bit_generator.state,
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(self.ctx.device) if self.ctx.device.type == "cuda" else None,
+            "python": random.getstate(),
+        }
+
+    def _set_rng_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["numpy"]
+        torch.set_rng_state(state["torch"])
+        if self.ctx.device.type == "cuda" and state["cuda"] is not None:
+            torch.cuda.set_rng_state(state["cuda"], self.ctx.device)
+        random.setstate(state["python"])
+
     def _save_state(self) -> None:
+        """Collective: every rank hands its RNG states to rank 0, which writes the file."""
+        rng_states = gather_to_main(self._rng_state(), self.ctx)
+        if not self.ctx.is_main:
+            return
         state = {
             "config": asdict(self.config),
             "step": self.step,
             "wall_s": self.wall_s,
+            "world_size": self.ctx.world_size,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "aux_optimizer": self.aux_optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "numpy_rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "python_rng": random.getstate(),
+            "rng": rng_states,  # one entry per rank
         }
         tmp = self.state_path.with_name("last.pt.tmp")
         torch.save(state, tmp)
         tmp.replace(self.state_path)
 
     def _resume(self) -> None:
+        # Onto the CPU first: tensors saved from cuda:0 would otherwise all land on rank 0's GPU,
+        # and RNG states must be CPU tensors; load_state_dict moves the rest to the model's device.
         state = torch.load(self.state_path, map_location="cpu", weights_only=False)
+        saved_world_size = state.get("world_size", 1)
+        if saved_world_size != self.ctx.world_size:
+            # Every rank reads the same file and raises the same error, before any collective.
+            how = "without torchrun" if saved_world_size == 1 else f"with torchrun --nproc_per_node {saved_world_size}"
+            raise ConfigError(
+                f"{self.state_path} was written with world_size={saved_world_size} (training processes) and this "
+                f"run has world_size={self.ctx.world_size}: resume it {how}, or train into a new --out directory"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.aux_optimizer.load_state_dict(state["aux_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
+        if "rng" in state:
+            self._set_rng_state(state["rng"][self.ctx.rank])
+        else:  # written before distributed training: one process, RNG states at the top level
+            self._set_rng_state({"numpy": state["numpy_rng"], "torch": state["torch_rng"], "cuda": None,
+                                 "python": state["python_rng"]})
         self.step, self.wall_s = state["step"], state["wall_s"]
-        self._truncate_log(self.step)
+        if self.ctx.is_main:
+            self._truncate_log(self.step)
 
     def _truncate_log(self, step: int) -> None:
         """Drop log lines written after the checkpoint we resume from (they will be redone)."""
@@ -201,22 +297,33 @@ class Trainer:
 
     # --- loop ----------------------------------------------------------------------------
     def train_step(self) -> dict:
-        frames = make_batch(self.rng, self.config)
-        terms = rd_loss(self.model, frames, self.config.lmbda)
+        return self.optimize(make_batch(self.rng, self.config))
+
+    def optimize(self, frames: list[torch.Tensor]) -> dict:
+        """One step of both optimizers on ``frames`` (list of (N,3,H,W) float in [0,1]), this rank's
+        share of the global batch. Returns the losses averaged over all ranks."""
+        frames = [x.to(self.ctx.device) for x in frames]
+        terms = rd_loss(self.forward_model, frames, self.config.lmbda)
         self.optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
+        terms["loss"].backward()  # under DDP the gradients arrive averaged over the ranks
         torch.nn.utils.clip_grad_norm_(self.main_params, self.config.clip_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         aux_loss = sum(self.model.aux_loss())
         self.aux_optimizer.zero_grad(set_to_none=True)
         aux_loss.backward()
+        # The aux loss does not depend on the clips, yet GPU kernels need not be bitwise
+        # deterministic: averaging keeps the quantiles identical on every rank.
+        average_gradients(self.aux_params, self.ctx)
         self.aux_optimizer.step()
+        loss, bpp, mse, aux = average_values(
+            [terms["loss"].item(), terms["bpp"].mean().item(), terms["mse"].mean().item(), aux_loss.item()], self.ctx
+        )
         return {
-            "loss": terms["loss"].item(),
-            "bpp": terms["bpp"].mean().item(),
-            "psnr": 10 * math.log10(1 / max(terms["mse"].mean().item(), 1e-12)),
-            "aux_loss": aux_loss.item(),
+            "loss": loss,
+            "bpp": bpp,
+            "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
+            "aux_loss": aux,
             "lr": self.optimizer.param_groups[0]["lr"],
         }
 
@@ -225,30 +332,36 @@ class Trainer:
         from tqdm import tqdm
 
         target = self.config.steps if max_steps is None else min(self.config.steps, self.step + max_steps)
-        val_batches = validation_batches(self.config)
-        bar = tqdm(total=self.config.steps, initial=self.step, desc="train", disable=not progress)
+        is_main = self.ctx.is_main
+        val_batches = []
+        if is_main:  # only rank 0 validates
+            val_batches = [[x.to(self.ctx.device) for x in frames] for frames in validation_batches(self.config)]
+        bar = tqdm(total=self.config.steps, initial=self.step, desc="train", disable=not (progress and is_main))
         last_save = time.monotonic()
         while self.step < target:
             start = time.monotonic()
             metrics = self.train_step()
             self.step += 1
             self.wall_s += time.monotonic() - start
-            if self.step % self.config.log_every == 0 or self.step == target:
+            if is_main and (self.step % self.config.log_every == 0 or self.step == target):
                 record = {"step": self.step, "wall_s": round(self.wall_s, 2), **metrics}
                 if self.step % self.config.validate_every == 0 or self.step == self.config.steps:
                     record.update(validate(self.model, val_batches, self.config.lmbda))
                 self._log(record)
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", bpp=f"{metrics['bpp']:.3f}", psnr=f"{metrics['psnr']:.2f}")
             bar.update(1)
-            if time.monotonic() - last_save >= self.config.checkpoint_every_s:
+            # On rank 0's clock: every rank takes part in a save (it gathers their RNG states).
+            if main_rank_decides(time.monotonic() - last_save >= self.config.checkpoint_every_s, self.ctx):
                 self._save_state()
                 last_save = time.monotonic()
         bar.close()
         self._save_state()
-        plot_training_log(self.log_path, self.out_dir / "loss.png")
+        if is_main:
+            plot_training_log(self.log_path, self.out_dir / "loss.png")
 
     def export(self, path: Path, extra_provenance: dict | None = None) -> None:
-        """Write the model as a shippable vidcodec checkpoint (float16 weights, CDF tables)."""
+        """Write the model as a shippable vidcodec checkpoint (float16 weights, CDF tables).
+        With several processes, call it on rank 0 only (all ranks hold the same weights)."""
         validations = []
         if self.log_path.exists():
             records = [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
@@ -263,7 +376,9 @@ class Trainer:
             "data": "vidcodec.train.synthetic.random_clip (scikit-image photos with synthetic motion, lavfi sources), split=train",
             **(extra_provenance or {}),
         }
-        save_checkpoint(path, self.model.eval(), self.config.model, provenance)
+        # CDF tables are built on the CPU, where the decoder checks them, whatever device trained.
+        model = self.model if self.ctx.device.type == "cpu" else copy.deepcopy(self.model).cpu()
+        save_checkpoint(path, model.eval(), self.config.model, provenance)
         self.model.train()
 
 
