@@ -37,6 +37,7 @@ def test_export_gives_a_loadable_checkpoint_with_provenance(tmp_path):
     trainer.export(tmp_path / "m.pt")
     loaded = load_model("ssf-small", checkpoint=tmp_path / "m.pt")
     assert loaded.provenance["steps"] == 1 and loaded.provenance["train_config"]["crop"] == 128
+    assert loaded.provenance["data_recipe"] == 2
     assert loaded.codec.config()["latent_planes"] == 8
 
 

@@ -36,6 +36,9 @@ LAVFI_FRACTION = 0.2
 # of the summed MSE at 6-10 dB PSNR), so their cells are drawn 4 to 16 pixels wide instead: rendered
 # small and enlarged by pixel repetition, blocky screen-like content that moves by whole cells.
 CELL_SIZES_PX: tuple[int, ...] = (4, 8, 16)
+# Recorded in every exported checkpoint's provenance: 1 = one-pixel cells (the shipped ssf-small
+# q1..q4), 2 = cells of CELL_SIZES_PX. Bump it whenever a clip's content changes for a given seed.
+DATA_RECIPE_VERSION = 2
 CELLULAR_SOURCES = ("life", "cellauto")
 MAX_PAN_PX_PER_FRAME = 8.0
 

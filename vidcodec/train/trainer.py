@@ -43,7 +43,7 @@ from vidcodec.train.distributed import (
 )
 from vidcodec.quant.lattice import get_lattice
 from vidcodec.train.lattice_loop import SCOPE_HYPERPRIORS, install_lattice_in_the_loop
-from vidcodec.train.synthetic import random_clip
+from vidcodec.train.synthetic import DATA_RECIPE_VERSION, random_clip
 
 
 @dataclass(frozen=True)
@@ -374,6 +374,7 @@ class Trainer:
             if validations else None,
             "wall_s": round(self.wall_s, 1),
             "data": "vidcodec.train.synthetic.random_clip (scikit-image photos with synthetic motion, lavfi sources), split=train",
+            "data_recipe": DATA_RECIPE_VERSION,
             **(extra_provenance or {}),
         }
         # CDF tables are built on the CPU, where the decoder checks them, whatever device trained.
