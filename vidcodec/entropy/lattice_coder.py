@@ -77,6 +77,19 @@ def lattice_coded_scales(dim: int, scale_table: list[float]) -> list[int]:
     return [k for k, sigma in enumerate(scale_table) if estimated_table_points(dim, sigma) <= MAX_TABLE_POINTS]
 
 
+def lattice_tuples(scale_indexes: torch.Tensor, dim: int, scale_table: list[float]):
+    """(tuples (T, dim), their scale indexes (T,), scalar positions (S,)) of one picture's latents,
+    positions into scale_indexes.reshape(-1): the grouping of the coder, shared with lattice training."""
+    flat_scales = scale_indexes.reshape(-1).to(torch.int64)
+    lattice_ok = torch.zeros(len(scale_table), dtype=torch.bool)
+    lattice_ok[lattice_coded_scales(dim, scale_table)] = True
+    # Non-eligible latents get a sentinel scale so that grouping never mixes them in tuples.
+    grouping = group_by_scale(torch.where(lattice_ok[flat_scales], flat_scales, -1), dim)
+    keep = grouping.tuple_scale_indexes >= 0
+    scalar_positions = torch.sort(torch.cat([grouping.tuples[~keep].reshape(-1), grouping.leftovers])).values
+    return grouping.tuples[keep], grouping.tuple_scale_indexes[keep], scalar_positions
+
+
 @functools.lru_cache(maxsize=1)
 def _fallback_cdf() -> list[int]:
     """Model of escaped coordinates: a wide discretized Laplacian-like table over
@@ -174,15 +187,7 @@ class LatticeLatentCoder:
         return plan
 
     def _make_plan(self, scale_indexes: torch.Tensor):
-        flat_scales = scale_indexes.reshape(-1).to(torch.int64)
-        lattice_ok = torch.zeros(len(self.scale_table), dtype=torch.bool)
-        lattice_ok[self.lattice_scale_indexes()] = True
-        eligible = lattice_ok[flat_scales]
-        # Non-eligible latents get a sentinel scale so that grouping never mixes them in tuples.
-        grouping = group_by_scale(torch.where(eligible, flat_scales, -1), self.lattice.dim)
-        keep = grouping.tuple_scale_indexes >= 0
-        tuples, tuple_scales = grouping.tuples[keep], grouping.tuple_scale_indexes[keep]
-        scalar_positions = torch.sort(torch.cat([grouping.tuples[~keep].reshape(-1), grouping.leftovers])).values
+        tuples, tuple_scales, scalar_positions = lattice_tuples(scale_indexes, self.lattice.dim, self.scale_table)
         used = tuple(sorted(set(tuple_scales.tolist())))
         return tuples, tuple_scales, scalar_positions, self._coding_tables(used)
 

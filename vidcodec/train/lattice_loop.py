@@ -33,8 +33,7 @@ import torch
 from compressai.models.base import get_scale_table
 from compressai.ops import quantize_ste
 
-from vidcodec.entropy.lattice_coder import lattice_coded_scales
-from vidcodec.quant.grouping import group_by_scale
+from vidcodec.entropy.lattice_coder import lattice_tuples
 from vidcodec.quant.lattice import get_lattice
 
 # Which hyperpriors of ScaleSpaceFlow each scope trains with the lattice (as config.QUANT_SCOPES).
@@ -80,14 +79,9 @@ class LatticeHyperpriorForward:
         """(T, dim) flat positions into the whole (N,C,h,w) latent of the lattice-coded tuples,
         grouped per picture as the lattice coder groups them."""
         scale_table = self.hyperprior.gaussian_conditional.scale_table.tolist()
-        lattice_ok = torch.zeros(len(scale_table), dtype=torch.bool)
-        lattice_ok[lattice_coded_scales(self.lattice.dim, scale_table)] = True
         per_picture = scale_indexes[0].numel()
-        rows = []
-        for n, picture in enumerate(scale_indexes.cpu().to(torch.int64)):
-            # Scalar-coded latents get a sentinel scale so that no tuple mixes them in.
-            grouping = group_by_scale(torch.where(lattice_ok[picture], picture, -1), self.lattice.dim)
-            rows.append(grouping.tuples[grouping.tuple_scale_indexes >= 0] + n * per_picture)
+        rows = [lattice_tuples(picture, self.lattice.dim, scale_table)[0] + n * per_picture
+                for n, picture in enumerate(scale_indexes.cpu())]
         return torch.cat(rows).to(scale_indexes.device)
 
     def __call__(self, y: torch.Tensor):
