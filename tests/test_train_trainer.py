@@ -9,11 +9,13 @@ from pathlib import Path
 import torch
 
 from vidcodec.models.registry import load_model
+from vidcodec.train.synthetic import DATA_RECIPE_VERSION
 from vidcodec.train.trainer import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(model_config={"mid_planes": 8, "latent_planes": 8, "flow_in_pixels": True}, batch_size=1,
-            clip_frames=2, crop=128, validation_clips=1, log_every=1, validate_every=2, num_threads=1)
+            clip_frames=2, crop=128, validation_clips=1, log_every=1, validate_every=2, num_threads=1,
+            data_workers=0)
 
 
 def test_resumed_training_equals_uninterrupted_training(tmp_path):
@@ -37,7 +39,8 @@ def test_export_gives_a_loadable_checkpoint_with_provenance(tmp_path):
     trainer.export(tmp_path / "m.pt")
     loaded = load_model("ssf-small", checkpoint=tmp_path / "m.pt")
     assert loaded.provenance["steps"] == 1 and loaded.provenance["train_config"]["crop"] == 128
-    assert loaded.provenance["data_recipe"] == 2
+    assert loaded.provenance["data_recipe"] == DATA_RECIPE_VERSION
+    assert [stage["stage"] for stage in loaded.provenance["curriculum"]] == ["chains"]
     assert loaded.codec.config()["latent_planes"] == 8
 
 

@@ -127,6 +127,30 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
             motion_info = motion_info * to_normalized
         return super().forward_prediction(x_ref, motion_info)
 
+    # --- training ------------------------------------------------------------------------------
+    def forward(self, frames: list[torch.Tensor], stage: str = "chains") -> dict:
+        """Training forward of one curriculum stage (train/curriculum.py).
+
+        frames: list of (N,3,H,W) float in [0,1]. Returns CompressAI's dict: "x_hat" (one
+        reconstruction per coded frame) and "likelihoods" (one dict per coded frame).
+        "intra" codes frames[0] as an I-frame; "pairs" codes frames[1] as a P-frame against the
+        uncompressed frames[0]; "chains" is CompressAI's I, P, P, ... against own reconstructions.
+        A keyword, so DDP (which only hooks forward()) passes it through."""
+        if stage == "intra":
+            x_hat, likelihoods = self.forward_keyframe(frames[0])
+        elif stage == "pairs":
+            x_hat, likelihoods = self.forward_inter(frames[1], frames[0])
+        elif stage == "chains":
+            return super().forward(frames)
+        else:
+            raise ValueError(f"stage='{stage}' (expected intra, pairs or chains)")
+        return {"x_hat": [x_hat], "likelihoods": [likelihoods]}
+
+    @staticmethod
+    def parameter_role(name: str) -> str:
+        """'intra' for the I-frame path's parameters, 'inter' for motion and residual ones."""
+        return "intra" if name.startswith("img_") else "inter"
+
     # --- shapes ---------------------------------------------------------------------------
     def _z_shape(self, frame_shape: tuple[int, int]) -> tuple[int, int]:
         height, width = frame_shape

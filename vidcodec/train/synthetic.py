@@ -1,10 +1,14 @@
 """Generated video content: the only material vidcodec trains and is evaluated on.
 
-Two sources (see shared ENV.md, "Data you may use"):
-  * scikit-image's bundled photographs moved by a synthetic camera (pan, zoom, rotation along a
-    smooth random trajectory) with moving foreground patches that occlude the background, a
-    brightness ramp, sensor noise and occasional motion blur;
-  * FFmpeg lavfi sources through PyAV (mandelbrot zoom, testsrc2, life, cellauto).
+Three sources (see shared ENV.md, "Data you may use"), mixed by CLIP_MIX:
+  * photographs bundled with scikit-image and matplotlib moved by a synthetic camera (pan, zoom,
+    rotation along a smooth random trajectory) with moving foreground patches that occlude the
+    background, a brightness ramp, sensor noise and occasional motion blur;
+  * dead leaves (dead_leaves.py): occluding shapes with power-law sizes in independently moving
+    layers, the statistics of natural images (scale invariance, edges, occlusions) on unlimited
+    content, where the photographs are few;
+  * FFmpeg lavfi sources through PyAV (mandelbrot zoom, testsrc2, life, cellauto): synthetic and
+    screen-like content.
 
 Everything is a pure function of its seed: the same arguments give the same bytes on every run.
 The held-out photos (and a disjoint range of lavfi seeds) are never used for training; validation
@@ -19,36 +23,55 @@ import av
 import numpy as np
 from scipy import ndimage
 
+from vidcodec.train.dead_leaves import dead_leaves_clip
+
 # chelsea and cat are the same photograph: both are held out.
 HELDOUT_PHOTOS: tuple[str, ...] = ("astronaut", "coffee", "chelsea", "cat")
 TRAIN_PHOTOS: tuple[str, ...] = (
     "rocket", "hubble_deep_field", "retina", "immunohistochemistry", "camera", "brick", "grass",
     "gravel", "moon", "coins", "page", "text", "clock", "colorwheel", "logo",
+    # Natural photographs that installed packages ship (recipe 3): a street scene and a portrait.
+    "stereo_motorcycle", "grace_hopper",
 )
 # lavfi "gradients" is left out: its output is not a function of its seed (measured), and every
 # clip here must be reproducible.
 LAVFI_SOURCES: tuple[str, ...] = ("mandelbrot", "testsrc2", "life", "cellauto")
 # lavfi seeds below this are for training, at or above it for held-out clips.
 HELDOUT_SEED_START = 10**6
-LAVFI_FRACTION = 0.2
+# Fraction of clips from each source (recipe 3). Photos stay the majority, as the closest to camera
+# video; dead leaves add content the few photographs lack; lavfi keeps synthetic patterns in view.
+CLIP_MIX: dict[str, float] = {"photo": 0.55, "dead_leaves": 0.3, "lavfi": 0.15}
 # life and cellauto draw one-pixel cells: binary noise that no codec compresses at these rates.
 # Such clips dominated the training distortion (with ssf-small q3, 3 of 60 training clips carried 67%
 # of the summed MSE at 6-10 dB PSNR), so their cells are drawn 4 to 16 pixels wide instead: rendered
 # small and enlarged by pixel repetition, blocky screen-like content that moves by whole cells.
 CELL_SIZES_PX: tuple[int, ...] = (4, 8, 16)
 # Recorded in every exported checkpoint's provenance: 1 = one-pixel cells (the shipped ssf-small
-# q1..q4), 2 = cells of CELL_SIZES_PX. Bump it whenever a clip's content changes for a given seed.
-DATA_RECIPE_VERSION = 2
+# q1..q4 before the curriculum), 2 = cells of CELL_SIZES_PX, 3 = CLIP_MIX with dead leaves and two
+# more photographs. Bump it whenever a clip's content changes for a given seed.
+DATA_RECIPE_VERSION = 3
 CELLULAR_SOURCES = ("life", "cellauto")
 MAX_PAN_PX_PER_FRAME = 8.0
 
 
-@lru_cache(maxsize=None)
-def load_photo(name: str) -> np.ndarray:
-    """(H,W,3) float32 RGB in [0,1] of a scikit-image photograph (grey and RGBA become RGB)."""
+def _read_photo(name: str) -> np.ndarray:
+    if name == "grace_hopper":
+        import matplotlib.cbook
+        import matplotlib.image
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as file:
+            return np.asarray(matplotlib.image.imread(file, format="jpg"))
     import skimage.data
 
-    image = np.asarray(getattr(skimage.data, name)())
+    if name == "stereo_motorcycle":
+        return skimage.data.stereo_motorcycle()[0]  # the left view of a stereo pair
+    return np.asarray(getattr(skimage.data, name)())
+
+
+@lru_cache(maxsize=None)
+def load_photo(name: str) -> np.ndarray:
+    """(H,W,3) float32 RGB in [0,1] of a bundled photograph (grey and RGBA become RGB)."""
+    image = _read_photo(name)
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
     if image.ndim == 2:
@@ -171,6 +194,12 @@ def lavfi_clip(source: str, num_frames: int, height: int, width: int, seed: int)
     return clip.astype(np.float32) / 255.0
 
 
+@lru_cache(maxsize=1)
+def training_palette() -> np.ndarray:
+    """(K,3) float32 colours: a sparse sample of the training photographs' pixels (dead-leaves colours)."""
+    return np.concatenate([load_photo(name)[::7, ::7].reshape(-1, 3) for name in TRAIN_PHOTOS])
+
+
 def random_clip(rng: np.random.Generator, num_frames: int, height: int, width: int, split: str = "train") -> np.ndarray:
     """A clip of the given split ("train" or "heldout"); draws everything from ``rng``."""
     if split not in ("train", "heldout"):
@@ -178,7 +207,10 @@ def random_clip(rng: np.random.Generator, num_frames: int, height: int, width: i
     seed = int(rng.integers(0, HELDOUT_SEED_START))
     if split == "heldout":
         seed += HELDOUT_SEED_START
-    if rng.random() < LAVFI_FRACTION:
+    source = rng.choice(list(CLIP_MIX), p=list(CLIP_MIX.values()))
+    if source == "lavfi":
         return lavfi_clip(str(rng.choice(LAVFI_SOURCES)), num_frames, height, width, seed)
+    if source == "dead_leaves":
+        return dead_leaves_clip(num_frames, height, width, seed, training_palette())
     photos = TRAIN_PHOTOS if split == "train" else HELDOUT_PHOTOS
     return photo_clip(str(rng.choice(photos)), num_frames, height, width, seed)

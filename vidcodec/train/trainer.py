@@ -42,6 +42,8 @@ from vidcodec.train.distributed import (
     wrap_data_parallel,
 )
 from vidcodec.quant.lattice import get_lattice
+from vidcodec.train.batches import BatchPrefetcher, BatchSpec
+from vidcodec.train.curriculum import frame_count_problem, get_stage
 from vidcodec.train.lattice_loop import SCOPE_HYPERPRIORS, install_lattice_in_the_loop
 from vidcodec.train.synthetic import DATA_RECIPE_VERSION, random_clip
 
@@ -50,6 +52,8 @@ from vidcodec.train.synthetic import DATA_RECIPE_VERSION, random_clip
 class TrainConfig:
     model: str = "ssf-small"
     model_config: dict = field(default_factory=dict)
+    # Curriculum stage (curriculum.py): "intra", "pairs" or "chains" (the recipe before stages).
+    stage: str = "chains"
     lmbda: float = 0.0067
     steps: int = 20000
     batch_size: int = 4  # clips per process: the global batch is batch_size x number of processes
@@ -66,6 +70,8 @@ class TrainConfig:
     validation_clips: int = 8
     seed: int = 0
     num_threads: int = 2
+    # Processes that make training clips ahead of the step that needs them (batches.py); 0 = in line.
+    data_workers: int = 1
     init_from: str | None = None  # checkpoint to fine-tune from (e.g. another rate point)
     # Lattice in the loop (lattice_loop.py): e.g. "a3*" trains the hyperpriors of lattice_scope with
     # straight-through lattice points for the decoder and lattice-cell noise for the entropy model,
@@ -78,10 +84,17 @@ class TrainConfig:
         problems = []
         if self.lmbda <= 0:
             problems.append(f"lmbda={self.lmbda} (expected > 0)")
+        if self.data_workers < 0:
+            problems.append(f"data_workers={self.data_workers} (expected >= 0)")
         if self.steps < 1 or self.batch_size < 1:
             problems.append("steps and batch_size must be >= 1")
-        if self.clip_frames < 2:
-            problems.append(f"clip_frames={self.clip_frames} (expected >= 2: one I- and one P-frame)")
+        try:
+            frames_problem = frame_count_problem(get_stage(self.stage), self.clip_frames)
+        except ValueError as error:
+            problems.append(str(error))
+        else:
+            if frames_problem:
+                problems.append(frames_problem)
         if self.crop < 128 or self.crop % 128:
             problems.append(f"crop={self.crop} (expected a multiple of 128, the SSF padding)")
         if self.lattice is not None:
@@ -110,11 +123,18 @@ def load_train_config(path: Path | None, overrides: dict) -> TrainConfig:
     return TrainConfig(**values).validate()
 
 
-def rd_loss(model, frames: list[torch.Tensor], lmbda: float) -> dict[str, torch.Tensor]:
-    """frames: list of (N,3,H,W) float in [0,1]. Returns loss, mse, bpp (per frame and averaged)."""
-    out = model(frames)
+def coded_targets(frames: list[torch.Tensor], stage: str) -> list[torch.Tensor]:
+    """The frames a stage codes, in order (pairs code the second frame of each pair)."""
+    return frames[1:2] if stage == "pairs" else frames
+
+
+def rd_loss(model, frames: list[torch.Tensor], lmbda: float, stage: str = "chains") -> dict[str, torch.Tensor]:
+    """frames: list of (N,3,H,W) float in [0,1]. Returns loss, mse, bpp per coded frame and the loss
+    averaged over them (the stage decides which frames are coded, curriculum.py)."""
+    out = model(frames, stage=stage)
     num_pixels = frames[0].shape[0] * frames[0].shape[2] * frames[0].shape[3]
-    mse = torch.stack([torch.mean((x_hat - x) ** 2) for x_hat, x in zip(out["x_hat"], frames)])
+    targets = coded_targets(frames, stage)
+    mse = torch.stack([torch.mean((x_hat - x) ** 2) for x_hat, x in zip(out["x_hat"], targets)])
     bits = []
     for frame_likelihoods in out["likelihoods"]:
         frame_bits = sum(
@@ -128,52 +148,50 @@ def rd_loss(model, frames: list[torch.Tensor], lmbda: float) -> dict[str, torch.
     return {"loss": loss, "mse": mse, "bpp": bpp}
 
 
-def make_batch(rng: np.random.Generator, config: TrainConfig, split: str = "train") -> list[torch.Tensor]:
-    """config.clip_frames tensors (batch_size,3,crop,crop) float in [0,1] on the CPU, one per frame."""
-    clips = [random_clip(rng, config.clip_frames, config.crop, config.crop, split) for _ in range(config.batch_size)]
-    batch = torch.from_numpy(np.stack(clips)).permute(1, 0, 4, 2, 3).contiguous()  # (T,N,3,H,W)
-    return list(batch)
+def frames_from_clips(clips: np.ndarray) -> list[torch.Tensor]:
+    """(T,N,H,W,3) float32 clips -> T tensors (N,3,H,W) float in [0,1], one per frame."""
+    return list(torch.from_numpy(clips).permute(0, 1, 4, 2, 3).contiguous())
 
 
-def rank_seeds(seed: int, rank: int, world_size: int) -> tuple[np.random.Generator, int | None]:
-    """(clip generator, torch seed or None) of one training process.
+def batch_spec(config: TrainConfig) -> BatchSpec:
+    return BatchSpec(batch_size=config.batch_size, clip_frames=config.clip_frames, crop=config.crop, seed=config.seed)
 
-    A single process keeps ``default_rng(seed)`` and the torch seed it set before building the
-    model (None), so its runs and checkpoints are those of the program before distributed
-    training. Several processes get independent streams from SeedSequence((seed, rank)): their own
-    clips, and their own quantization noise (torch), which a shared seed would repeat on every rank.
-    """
+
+def noise_seed(seed: int, rank: int, world_size: int) -> int | None:
+    """Torch seed of a training process's quantization noise, or None to keep the one set before
+    the model was built (a single process). Several processes need their own: a shared seed would
+    repeat the same noise on every rank. (Clips are seeded per rank and step, batches.py.)"""
     if world_size == 1:
-        return np.random.default_rng(seed), None
-    clips, noise = np.random.SeedSequence([seed, rank]).spawn(2)
-    return np.random.default_rng(clips), int(noise.generate_state(1)[0])
+        return None
+    return int(np.random.SeedSequence([seed, rank]).spawn(2)[1].generate_state(1)[0])
 
 
 def validation_batches(config: TrainConfig) -> list[list[torch.Tensor]]:
     """Fixed held-out clips (held-out photos, fixed seed): the same every evaluation and run."""
     rng = np.random.default_rng(10_000 + config.seed)
-    single = TrainConfig(**{**asdict(config), "batch_size": 1})
-    return [make_batch(rng, single, split="heldout") for _ in range(config.validation_clips)]
+    clips = [random_clip(rng, config.clip_frames, config.crop, config.crop, "heldout")[:, None]
+             for _ in range(config.validation_clips)]
+    return [frames_from_clips(clip) for clip in clips]
 
 
 @torch.no_grad()
-def validate(model, batches: list[list[torch.Tensor]], lmbda: float) -> dict:
-    """Average bpp and PSNR of I (frame 0) and P frames on the validation clips (noise proxy)."""
+def validate(model, batches: list[list[torch.Tensor]], lmbda: float, stage: str = "chains") -> dict:
+    """Average bpp and PSNR of the I- and P-frames a stage codes, on the validation clips (noise
+    proxy): val_bpp_i, val_psnr_i when it codes I-frames, val_bpp_p, val_psnr_p when P-frames."""
     model.eval()
-    i_bpp, p_bpp, i_mse, p_mse = [], [], [], []
+    by_type: dict[str, tuple[list, list]] = {}
     for frames in batches:
-        terms = rd_loss(model, frames, lmbda)
-        i_bpp.append(terms["bpp"][0].item())
-        p_bpp.extend(terms["bpp"][1:].tolist())
-        i_mse.append(terms["mse"][0].item())
-        p_mse.extend(terms["mse"][1:].tolist())
+        terms = rd_loss(model, frames, lmbda, stage)
+        for frame_type, bpp, mse in zip(get_stage(stage).coded_frame_types(len(frames)), terms["bpp"], terms["mse"]):
+            bpps, mses = by_type.setdefault(frame_type.lower(), ([], []))
+            bpps.append(bpp.item())
+            mses.append(mse.item())
     model.train()
-
-    def psnr(values):
-        return 10 * math.log10(1 / max(np.mean(values), 1e-12))
-
-    return {"val_bpp_i": float(np.mean(i_bpp)), "val_bpp_p": float(np.mean(p_bpp)),
-            "val_psnr_i": psnr(i_mse), "val_psnr_p": psnr(p_mse)}
+    record = {}
+    for frame_type, (bpps, mses) in sorted(by_type.items()):
+        record[f"val_bpp_{frame_type}"] = float(np.mean(bpps))
+        record[f"val_psnr_{frame_type}"] = 10 * math.log10(1 / max(float(np.mean(mses)), 1e-12))
+    return record
 
 
 class Trainer:
@@ -190,23 +208,33 @@ class Trainer:
         # Same seed on every rank: the same initial weights (DDP would copy rank 0's anyway).
         torch.manual_seed(config.seed)
         self.model = build_model(config.model, **config.model_config)
+        # Stages before this one (their provenance), carried into this run's export.
+        self.earlier_stages: list[dict] = []
         if config.init_from:
             from vidcodec.models.registry import load_model
 
-            self.model.load_state_dict(load_model(config.model, checkpoint=config.init_from).codec.state_dict())
+            initial = load_model(config.model, checkpoint=config.init_from)
+            self.model.load_state_dict(initial.codec.state_dict())
+            self.earlier_stages = curriculum_record(initial.provenance)
         if config.lattice is not None:
             install_lattice_in_the_loop(self.model, config.lattice, config.lattice_scope, config.lattice_samples)
         self.model.to(self.ctx.device)
         self.model.train()
         # The entropy bottlenecks' quantiles are fitted by the auxiliary loss alone; keeping them out
         # of the main optimizer also keeps their gradients out of the main gradient-norm clipping.
-        self.main_params = [p for n, p in self.model.named_parameters() if not n.endswith(".quantiles")]
+        # Parameters outside the stage's roles are frozen (the pairs stage never runs the intra path).
+        trained_roles = get_stage(config.stage).trained_roles
+        for name, parameter in self.model.named_parameters():
+            if not name.endswith(".quantiles"):
+                parameter.requires_grad_(self.model.parameter_role(name) in trained_roles)
+        self.main_params = [p for n, p in self.model.named_parameters()
+                            if not n.endswith(".quantiles") and p.requires_grad]
         self.aux_params = [p for n, p in self.model.named_parameters() if n.endswith(".quantiles")]
         self.optimizer = torch.optim.Adam(self.main_params, lr=config.learning_rate)
         self.aux_optimizer = torch.optim.Adam(self.aux_params, lr=config.aux_learning_rate)
         milestones = [int(f * config.steps) for f in config.lr_drops]
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=0.1)
-        self.rng, torch_seed = rank_seeds(config.seed, self.ctx.rank, self.ctx.world_size)
+        torch_seed = noise_seed(config.seed, self.ctx.rank, self.ctx.world_size)
         if torch_seed is not None:
             torch.manual_seed(torch_seed)
         self.step = 0
@@ -223,16 +251,15 @@ class Trainer:
 
     # --- state ---------------------------------------------------------------------------
     def _rng_state(self) -> dict:
-        """This process's random streams: clips (numpy), noise (torch, CUDA), python."""
+        """This process's random streams: noise (torch, CUDA), python. Clips need none: they are a
+        function of (seed, rank, step)."""
         return {
-            "numpy": self.rng.bit_generator.state,
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state(self.ctx.device) if self.ctx.device.type == "cuda" else None,
             "python": random.getstate(),
         }
 
     def _set_rng_state(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["numpy"]
         torch.set_rng_state(state["torch"])
         if self.ctx.device.type == "cuda" and state["cuda"] is not None:
             torch.cuda.set_rng_state(state["cuda"], self.ctx.device)
@@ -277,8 +304,7 @@ class Trainer:
         if "rng" in state:
             self._set_rng_state(state["rng"][self.ctx.rank])
         else:  # written before distributed training: one process, RNG states at the top level
-            self._set_rng_state({"numpy": state["numpy_rng"], "torch": state["torch_rng"], "cuda": None,
-                                 "python": state["python_rng"]})
+            self._set_rng_state({"torch": state["torch_rng"], "cuda": None, "python": state["python_rng"]})
         self.step, self.wall_s = state["step"], state["wall_s"]
         if self.ctx.is_main:
             self._truncate_log(self.step)
@@ -296,14 +322,14 @@ class Trainer:
             log.write(json.dumps(record) + "\n")
 
     # --- loop ----------------------------------------------------------------------------
-    def train_step(self) -> dict:
-        return self.optimize(make_batch(self.rng, self.config))
+    def train_step(self, batches: BatchPrefetcher) -> dict:
+        return self.optimize(frames_from_clips(batches.get(self.step)))
 
     def optimize(self, frames: list[torch.Tensor]) -> dict:
         """One step of both optimizers on ``frames`` (list of (N,3,H,W) float in [0,1]), this rank's
         share of the global batch. Returns the losses averaged over all ranks."""
         frames = [x.to(self.ctx.device) for x in frames]
-        terms = rd_loss(self.forward_model, frames, self.config.lmbda)
+        terms = rd_loss(self.forward_model, frames, self.config.lmbda, self.config.stage)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()  # under DDP the gradients arrive averaged over the ranks
         torch.nn.utils.clip_grad_norm_(self.main_params, self.config.clip_grad_norm)
@@ -338,15 +364,27 @@ class Trainer:
             val_batches = [[x.to(self.ctx.device) for x in frames] for frames in validation_batches(self.config)]
         bar = tqdm(total=self.config.steps, initial=self.step, desc="train", disable=not (progress and is_main))
         last_save = time.monotonic()
+        batches = BatchPrefetcher(batch_spec(self.config), self.ctx.rank, self.config.data_workers)
+        try:
+            self._loop(target, batches, val_batches, bar, last_save)
+        finally:
+            batches.close()
+        bar.close()
+        self._save_state()
+        if is_main:
+            plot_training_log(self.log_path, self.out_dir / "loss.png")
+
+    def _loop(self, target: int, batches: BatchPrefetcher, val_batches: list, bar, last_save: float) -> None:
+        is_main = self.ctx.is_main
         while self.step < target:
             start = time.monotonic()
-            metrics = self.train_step()
+            metrics = self.train_step(batches)
             self.step += 1
             self.wall_s += time.monotonic() - start
             if is_main and (self.step % self.config.log_every == 0 or self.step == target):
                 record = {"step": self.step, "wall_s": round(self.wall_s, 2), **metrics}
                 if self.step % self.config.validate_every == 0 or self.step == self.config.steps:
-                    record.update(validate(self.model, val_batches, self.config.lmbda))
+                    record.update(validate(self.model, val_batches, self.config.lmbda, self.config.stage))
                 self._log(record)
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", bpp=f"{metrics['bpp']:.3f}", psnr=f"{metrics['psnr']:.2f}")
             bar.update(1)
@@ -354,10 +392,6 @@ class Trainer:
             if main_rank_decides(time.monotonic() - last_save >= self.config.checkpoint_every_s, self.ctx):
                 self._save_state()
                 last_save = time.monotonic()
-        bar.close()
-        self._save_state()
-        if is_main:
-            plot_training_log(self.log_path, self.out_dir / "loss.png")
 
     def export(self, path: Path, extra_provenance: dict | None = None) -> None:
         """Write the model as a shippable vidcodec checkpoint (float16 weights, CDF tables).
@@ -365,7 +399,7 @@ class Trainer:
         validations = []
         if self.log_path.exists():
             records = [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
-            validations = [r for r in records if "val_psnr_p" in r]
+            validations = [r for r in records if any(k.startswith("val_psnr") for k in r)]
         provenance = {
             "train_config": asdict(self.config),
             "steps": self.step,
@@ -375,6 +409,13 @@ class Trainer:
             "wall_s": round(self.wall_s, 1),
             "data": "vidcodec.train.synthetic.random_clip (scikit-image photos with synthetic motion, lavfi sources), split=train",
             "data_recipe": DATA_RECIPE_VERSION,
+            # Every stage that led to these weights, oldest first (this run last).
+            "curriculum": self.earlier_stages + [{
+                "stage": self.config.stage, "steps": self.step, "wall_s": round(self.wall_s, 1),
+                "lmbda": self.config.lmbda, "crop": self.config.crop, "batch_size": self.config.batch_size,
+                "clip_frames": self.config.clip_frames, "world_size": self.ctx.world_size,
+                "data_recipe": DATA_RECIPE_VERSION, "init_from": self.config.init_from,
+            }],
             **(extra_provenance or {}),
         }
         # CDF tables are built on the CPU, where the decoder checks them, whatever device trained.
@@ -396,13 +437,28 @@ def plot_training_log(log_path: Path, png_path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
     for ax, key in zip(axes, ("loss", "bpp", "psnr")):
         ax.plot(steps, [r[key] for r in records], lw=0.8, label="train")
-        val_key = {"bpp": "val_bpp_p", "psnr": "val_psnr_p"}.get(key)
-        val = [(r["step"], r[val_key]) for r in records if val_key and val_key in r]
-        if val:
-            ax.plot(*zip(*val), "o-", label="held-out P-frames")
-            ax.legend()
+        for frame_type, label in (("i", "held-out I-frames"), ("p", "held-out P-frames")):
+            val_key = {"bpp": f"val_bpp_{frame_type}", "psnr": f"val_psnr_{frame_type}"}.get(key)
+            val = [(r["step"], r[val_key]) for r in records if val_key and val_key in r]
+            if val:
+                ax.plot(*zip(*val), "o-", label=label)
+                ax.legend()
         ax.set_xlabel("step")
         ax.set_title(key)
     fig.tight_layout()
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
+
+
+def curriculum_record(provenance: dict) -> list[dict]:
+    """The stages recorded in a checkpoint's provenance. A checkpoint from before stages existed
+    counts as one "chains" stage of its recorded steps (its train_config says how it was trained)."""
+    if "curriculum" in provenance:
+        return list(provenance["curriculum"])
+    if "train_config" in provenance:
+        train_config = provenance["train_config"]
+        return [{"stage": "chains", "steps": provenance.get("steps"), "wall_s": provenance.get("wall_s"),
+                 "lmbda": train_config.get("lmbda"), "crop": train_config.get("crop"),
+                 "batch_size": train_config.get("batch_size"), "clip_frames": train_config.get("clip_frames"),
+                 "data_recipe": provenance.get("data_recipe", 1), "init_from": train_config.get("init_from")}]
+    return []

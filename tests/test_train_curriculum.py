@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from vidcodec.errors import ConfigError
+from vidcodec.models.registry import build_model, load_model
+from vidcodec.train.curriculum import STAGES, frame_count_problem, get_stage
+from vidcodec.train.trainer import TrainConfig, Trainer, rd_loss
+
+TINY = dict(model_config={"mid_planes": 8, "latent_planes": 8, "flow_in_pixels": True}, batch_size=1,
+            crop=128, validation_clips=1, log_every=1, validate_every=1, num_threads=1, data_workers=0, steps=1)
+
+
+def test_stages_code_the_frames_they_name():
+    assert get_stage("intra").coded_frame_types(1) == ["I"]
+    assert get_stage("pairs").coded_frame_types(2) == ["P"]
+    assert get_stage("chains").coded_frame_types(4) == ["I", "P", "P", "P"]
+    assert frame_count_problem(STAGES["intra"], 3) == "clip_frames=3 (stage 'intra' expects 1)"
+    assert frame_count_problem(STAGES["chains"], 6) == "clip_frames=6 (stage 'chains' expects 2..5)"
+    with pytest.raises(ValueError, match="expected one of intra, pairs, chains"):
+        get_stage("warp")
+
+
+def test_config_names_the_stage_problem():
+    with pytest.raises(ConfigError, match="clip_frames=2 \\(stage 'intra' expects 1\\)"):
+        TrainConfig(stage="intra", clip_frames=2).validate()
+    with pytest.raises(ConfigError, match="stage='all'"):
+        TrainConfig(stage="all").validate()
+
+
+def test_pairs_code_the_second_frame_against_the_uncompressed_first():
+    torch.manual_seed(0)
+    model = build_model("ssf-small", mid_planes=8, latent_planes=8, flow_in_pixels=True).eval()
+    frames = [torch.rand(1, 3, 128, 128) for _ in range(2)]
+    torch.manual_seed(1)
+    terms = rd_loss(model, frames, lmbda=0.01, stage="pairs")
+    x_hat, _ = model.forward_inter(frames[1], frames[0])  # eval: rounding, no noise
+    assert terms["mse"].shape == (1,)
+    assert torch.allclose(terms["mse"][0], torch.mean((x_hat - frames[1]) ** 2))
+
+
+@pytest.mark.parametrize("stage, clip_frames, frozen_prefix, trained_prefix, val_key", [
+    ("intra", 1, ("motion_", "res_"), "img_", "val_psnr_i"),
+    ("pairs", 2, ("img_",), "res_", "val_psnr_p"),
+])
+def test_a_stage_trains_only_its_parts(tmp_path, stage, clip_frames, frozen_prefix, trained_prefix, val_key):
+    trainer = Trainer(TrainConfig(stage=stage, clip_frames=clip_frames, **TINY), tmp_path / "run")
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if not n.endswith("quantiles")}
+    trainer.run(progress=False)
+    after = dict(trainer.model.named_parameters())
+    frozen = [n for n in before if n.startswith(frozen_prefix)]
+    trained = [n for n in before if n.startswith(trained_prefix)]
+    assert frozen and all(torch.equal(before[n], after[n]) for n in frozen)
+    assert any(not torch.equal(before[n], after[n]) for n in trained)
+    log = (tmp_path / "run" / "train_log.jsonl").read_text()
+    assert val_key in log and ("val_psnr_p" in log) == (stage != "intra")
+
+
+def test_provenance_lists_every_stage(tmp_path):
+    intra = Trainer(TrainConfig(stage="intra", clip_frames=1, **TINY), tmp_path / "intra")
+    intra.run(progress=False)
+    intra.export(tmp_path / "intra.pt")
+    chains = Trainer(TrainConfig(stage="chains", clip_frames=2, init_from=str(tmp_path / "intra.pt"), **TINY),
+                     tmp_path / "chains")
+    chains.run(progress=False)
+    chains.export(tmp_path / "chains.pt")
+    curriculum = load_model("ssf-small", checkpoint=tmp_path / "chains.pt").provenance["curriculum"]
+    assert [(s["stage"], s["steps"], s["clip_frames"]) for s in curriculum] == [("intra", 1, 1), ("chains", 1, 2)]
+    assert curriculum[1]["init_from"] == str(tmp_path / "intra.pt")

@@ -1,0 +1,58 @@
+"""Training stages of a video codec, after the published recipes (OpenDVC, DCVC-UF's training.md).
+
+Training the whole low-delay chain from the start spends most of every step on P-frames whose
+reference is still a blur, and an I-frame that the chain trains only once per clip. The stages:
+
+- ``intra``: the intra path alone, as an image codec on single frames (one frame per sample). An
+  intra step costs about 1/6 of a 3-frame chain step (measured by scripts/bench_training.py).
+- ``pairs``: motion + residual on 2-frame pairs, the P-frame coded against the *uncompressed*
+  first frame; the intra path is not used and stays frozen.
+- ``chains``: clips of 2-5 frames, frame 0 intra and every next frame a P-frame against the model's
+  own reconstruction of the previous one (CompressAI's ScaleSpaceFlow.forward), all parts trained.
+
+A stage names the parameter groups it trains by role ("intra", "inter"); which parameters play a
+role is the codec's business (``FrameCodec.parameter_role``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    min_frames: int
+    max_frames: int
+    frame_types: str  # frame type of each coded frame in order, the last one repeating ("IP": I, P, P, ...)
+    trained_roles: tuple[str, ...]
+    description: str
+
+    def coded_frame_types(self, clip_frames: int) -> list[str]:
+        """'I' or 'P' per coded frame of a clip of ``clip_frames`` frames (pairs code one frame of two)."""
+        coded = 1 if self.name == "pairs" else clip_frames
+        types = list(self.frame_types[:coded])
+        return types + [self.frame_types[-1]] * (coded - len(types))
+
+
+STAGES: dict[str, Stage] = {
+    "intra": Stage("intra", 1, 1, "I", ("intra",), "intra path as an image codec on single frames"),
+    "pairs": Stage("pairs", 2, 2, "P", ("inter",),
+                   "motion + residual on pairs against the uncompressed reference, intra frozen"),
+    "chains": Stage("chains", 2, 5, "IP", ("intra", "inter"),
+                    "I-frame then P-frames against the model's own reconstructions, all parts"),
+}
+
+
+def get_stage(name: str) -> Stage:
+    if name not in STAGES:
+        raise ValueError(f"stage='{name}' (expected one of {', '.join(STAGES)})")
+    return STAGES[name]
+
+
+def frame_count_problem(stage: Stage, clip_frames: int) -> str | None:
+    """A message when ``clip_frames`` does not suit ``stage``, else None."""
+    if stage.min_frames <= clip_frames <= stage.max_frames:
+        return None
+    expected = str(stage.min_frames) if stage.min_frames == stage.max_frames else f"{stage.min_frames}..{stage.max_frames}"
+    return f"clip_frames={clip_frames} (stage '{stage.name}' expects {expected})"
