@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 # Shape radii follow p(r) ~ r^-3 between these bounds (the scale-invariant dead-leaves law).
-MIN_RADIUS_PX = 2.5
+MIN_RADIUS_PX = 3.0
 MAX_RADIUS_FRACTION = 0.4  # of the larger frame side
 MAX_LAYER_SPEED_PX = 6.0  # per frame
 # Summed shape area of the back layer over its canvas area: few gaps remain (they show the
@@ -38,12 +38,12 @@ def _shape_coverage(kind: int, rows: np.ndarray, cols: np.ndarray, radius: float
                     angle: float) -> np.ndarray:
     """Coverage in [0,1] of a disc (0), ellipse (1) or rectangle (2) centred at (0,0): one minus the
     signed distance to the edge, clipped, so the edge is a one-pixel ramp."""
+    if kind == 0:  # rotation-invariant: no need to rotate
+        return np.clip(0.5 + radius - np.sqrt(rows * rows + cols * cols), 0.0, 1.0)
     cos, sin = np.cos(angle), np.sin(angle)
     u = cos * cols + sin * rows
     v = -sin * cols + cos * rows
-    if kind == 0:
-        distance = np.hypot(u, v) - radius
-    elif kind == 1:
+    if kind == 1:
         # Distance scaled by the gradient of the implicit function: exact enough for a 1 px ramp.
         a, b = radius, radius * aspect
         level = np.hypot(u / a, v / b)
@@ -76,16 +76,17 @@ def dead_leaves_clip(num_frames: int, height: int, width: int, seed: int, palett
         radii = []
         while np.pi * np.sum(np.square(radii)) < coverage * area:
             radii.extend(power_law_radii(rng, 64, r_min, r_max))
-        # In drawing order: random, as leaves fall, so big shapes also occlude small ones.
-        for radius in radii:
-            centre = np.array([rng.uniform(-margin, height + margin), rng.uniform(-margin, width + margin)])
-            colour = palette[rng.integers(0, len(palette))] * rng.uniform(0.8, 1.2)
-            # A linear shading across the shape and, sometimes, a grating: smooth texture that
-            # moves with the shape.
-            shading = rng.normal(0, 0.15, 2) / max(radius, 1.0)
-            grating = (rng.uniform(0.1, 1.2), rng.uniform(0, np.pi), rng.uniform(0.02, 0.12)) if rng.random() < 0.2 else None
-            shapes.append((layer, int(rng.integers(0, 3)), centre, radius, rng.uniform(0.3, 1.0),
-                           rng.uniform(0, np.pi), colour, shading, grating))
+        count = len(radii)  # drawn in random order, as leaves fall: big shapes also occlude small ones
+        centres = np.stack([rng.uniform(-margin, height + margin, count), rng.uniform(-margin, width + margin, count)], 1)
+        colours = (palette[rng.integers(0, len(palette), count)] * rng.uniform(0.8, 1.2, (count, 1))).astype(np.float32)
+        # A linear shading across the shape and, for some, a grating: smooth texture that moves with it.
+        shadings = rng.normal(0, 0.15, (count, 2)) / np.maximum(radii, 1.0)[:, None]
+        has_grating = rng.random(count) < 0.2
+        gratings = np.stack([rng.uniform(0.1, 1.2, count), rng.uniform(0, np.pi, count), rng.uniform(0.02, 0.12, count)], 1)
+        kinds, aspects, angles = rng.integers(0, 3, count), rng.uniform(0.3, 1.0, count), rng.uniform(0, np.pi, count)
+        for i in range(count):
+            shapes.append((layer, int(kinds[i]), centres[i], radii[i], aspects[i], angles[i], colours[i], shadings[i],
+                           gratings[i] if has_grating[i] else None))
     velocities = [camera] + [camera + rng.uniform(-MAX_LAYER_SPEED_PX, MAX_LAYER_SPEED_PX, 2)
                              for _ in range(num_layers - 1)]
     blur_sigma = rng.choice([0.0, rng.uniform(0.3, 1.0)])
@@ -103,17 +104,15 @@ def dead_leaves_clip(num_frames: int, height: int, width: int, seed: int, palett
             c0, c1 = max(int(np.floor(cx - reach)), 0), min(int(np.ceil(cx + reach)) + 1, width)
             if r1 <= r0 or c1 <= c0:
                 continue
-            rows, cols = np.mgrid[r0:r1, c0:c1].astype(np.float32)
-            rows -= cy
-            cols -= cx
+            # A column and a row vector: every expression below broadcasts to the box.
+            rows = np.arange(r0, r1, dtype=np.float32)[:, None] - np.float32(cy)
+            cols = np.arange(c0, c1, dtype=np.float32)[None, :] - np.float32(cx)
             alpha = _shape_coverage(kind, rows, cols, radius, aspect, angle)
-            if not alpha.any():
-                continue
             tone = 1.0 + shading[0] * rows + shading[1] * cols
             if grating is not None:
                 frequency, direction, amplitude = grating
                 tone = tone + amplitude * np.sin(frequency * (np.cos(direction) * cols + np.sin(direction) * rows))
-            fill = colour[None, None, :] * tone[..., None]
+            fill = colour * tone[..., None]
             region = canvas[r0:r1, c0:c1]
             region += alpha[..., None] * (fill - region)
         if blur_sigma:
