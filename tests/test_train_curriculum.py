@@ -66,3 +66,28 @@ def test_provenance_lists_every_stage(tmp_path):
     curriculum = load_model("ssf-small", checkpoint=tmp_path / "chains.pt").provenance["curriculum"]
     assert [(s["stage"], s["steps"], s["clip_frames"]) for s in curriculum] == [("intra", 1, 1), ("chains", 1, 2)]
     assert curriculum[1]["init_from"] == str(tmp_path / "intra.pt")
+
+
+def test_a_rate_point_can_be_assembled_from_the_roles_of_two_checkpoints(tmp_path):
+    paths = {}
+    for seed in (1, 2):
+        trainer = Trainer(TrainConfig(stage="chains", clip_frames=2, **{**TINY, "seed": seed}), tmp_path / f"run{seed}")
+        trainer.export(tmp_path / f"m{seed}.pt")
+        paths[seed] = tmp_path / f"m{seed}.pt"
+    assembled = Trainer(TrainConfig(stage="chains", clip_frames=2, init_from=str(paths[1]),
+                                    init_roles_from={"intra": str(paths[2])}, **TINY), tmp_path / "assembled")
+    donors = {seed: load_model("ssf-small", checkpoint=path).codec.state_dict() for seed, path in paths.items()}
+    state = assembled.model.state_dict()
+    assert torch.equal(state["img_encoder.0.weight"], donors[2]["img_encoder.0.weight"])
+    assert torch.equal(state["res_encoder.0.weight"], donors[1]["res_encoder.0.weight"])
+    assert not torch.equal(donors[1]["img_encoder.0.weight"], donors[2]["img_encoder.0.weight"])
+    assert [record.get("role") for record in assembled.earlier_stages] == [None, "intra"]
+    with pytest.raises(ConfigError, match="init_roles_from has roles motion"):
+        TrainConfig(init_from="a.pt", init_roles_from={"motion": "b.pt"}).validate()
+
+
+def test_cli_names_a_malformed_init_role(tmp_path, capsys):
+    from vidcodec.cli import main
+
+    assert main(["train", "--out", str(tmp_path), "--init-role", "intra"]) != 0
+    assert "--init-role 'intra' (expected ROLE=PATH" in capsys.readouterr().err

@@ -181,6 +181,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lmbda", type=float, help="rate-distortion trade-off (CompressAI MSE scale)")
     parser.add_argument("--steps", type=int, help="total optimizer steps")
     parser.add_argument("--init-from", help="checkpoint to start from (fine-tuning another rate point)")
+    parser.add_argument("--init-role", action="append", metavar="ROLE=PATH",
+                        help="take the parameters of ROLE (intra or inter) from PATH instead of --init-from; repeatable")
+    parser.add_argument("--stage", help="curriculum stage: intra, pairs or chains (overrides the config's)")
     parser.add_argument("--seed", type=int, help="seed of weights, clips and noise (overrides the config's)")
     parser.add_argument("--lattice", help="fine-tune with this lattice in the loop (e.g. oct, hex; see --quant)")
     parser.add_argument("--out", type=Path, required=True, help="run directory (resumed when it has last.pt)")
@@ -193,11 +196,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Also under ``torchrun --nproc_per_node N -m vidcodec.cli train ...``: data-parallel over N
     processes (batch_size clips each); rank 0 writes the run directory and the export."""
+    from vidcodec.errors import ConfigError
     from vidcodec.train.distributed import init_distributed, shutdown_distributed
     from vidcodec.train.trainer import Trainer, load_train_config
 
+    init_roles = {}
+    for item in args.init_role or []:
+        role, separator, path = item.partition("=")
+        if not separator or not path:
+            raise ConfigError(f"--init-role {item!r} (expected ROLE=PATH, e.g. intra=runs/intra/model.pt)")
+        init_roles[role] = path
     overrides = {"lmbda": args.lmbda, "steps": args.steps, "init_from": args.init_from, "seed": args.seed,
-                 "lattice": args.lattice}
+                 "lattice": args.lattice, "stage": args.stage, "init_roles_from": init_roles or None}
     config = load_train_config(args.config, overrides)
     ctx = init_distributed()
     try:

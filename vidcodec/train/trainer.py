@@ -73,6 +73,9 @@ class TrainConfig:
     # Processes that make training clips ahead of the step that needs them (batches.py); 0 = in line.
     data_workers: int = 1
     init_from: str | None = None  # checkpoint to fine-tune from (e.g. another rate point)
+    # Role -> checkpoint whose parameters of that role replace init_from's, e.g. {"intra": "a.pt"}:
+    # assembles a rate point from an intra path trained in one run and an inter path from another.
+    init_roles_from: dict = field(default_factory=dict)
     # Lattice in the loop (lattice_loop.py): e.g. "a3*" trains the hyperpriors of lattice_scope with
     # straight-through lattice points for the decoder and lattice-cell noise for the entropy model,
     # cell probabilities estimated from lattice_samples quasi-Monte-Carlo points. None: rounding.
@@ -84,6 +87,11 @@ class TrainConfig:
         problems = []
         if self.lmbda <= 0:
             problems.append(f"lmbda={self.lmbda} (expected > 0)")
+        unknown_roles = sorted(set(self.init_roles_from) - {"intra", "inter"})
+        if unknown_roles:
+            problems.append(f"init_roles_from has roles {', '.join(unknown_roles)} (expected intra, inter)")
+        if self.init_roles_from and not self.init_from:
+            problems.append("init_roles_from needs init_from (the checkpoint for the other roles)")
         if self.data_workers < 0:
             problems.append(f"data_workers={self.data_workers} (expected >= 0)")
         if self.steps < 1 or self.batch_size < 1:
@@ -216,6 +224,8 @@ class Trainer:
             initial = load_model(config.model, checkpoint=config.init_from)
             self.model.load_state_dict(initial.codec.state_dict())
             self.earlier_stages = curriculum_record(initial.provenance)
+        for role, path in sorted(config.init_roles_from.items()):
+            self._load_role(role, path)
         if config.lattice is not None:
             install_lattice_in_the_loop(self.model, config.lattice, config.lattice_scope, config.lattice_samples)
         self.model.to(self.ctx.device)
@@ -248,6 +258,18 @@ class Trainer:
         # loss trains them with a backward pass of its own, which DDP does not expect.
         quantile_names = [n for n, _ in self.model.named_parameters() if n.endswith(".quantiles")]
         self.forward_model = wrap_data_parallel(self.model, self.ctx, quantile_names)
+
+    def _load_role(self, role: str, path: str) -> None:
+        """Replace the parameters (and their entropy models' buffers) of ``role`` by a checkpoint's."""
+        from vidcodec.models.registry import load_model
+
+        donor = load_model(self.config.model, checkpoint=path)
+        state = self.model.state_dict()
+        replaced = {k: v for k, v in donor.codec.state_dict().items() if self.model.parameter_role(k) == role}
+        self.model.load_state_dict({**state, **replaced})
+        self.earlier_stages = self.earlier_stages + [
+            {**record, "role": role} for record in curriculum_record(donor.provenance)
+        ]
 
     # --- state ---------------------------------------------------------------------------
     def _rng_state(self) -> dict:
