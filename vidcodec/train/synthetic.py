@@ -81,7 +81,7 @@ def load_photo(name: str) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def photo_at_least(name: str, min_side: int) -> np.ndarray:
+def photo_at_least(name: str, min_side: float) -> np.ndarray:
     """The photograph, upscaled (bilinear) when its shorter side is below ``min_side``: room for the
     view and its pan. Cached: zooming a whole photograph costs more than a training clip."""
     image = load_photo(name)
@@ -110,7 +110,7 @@ def photo_clip(photo: str, num_frames: int, height: int, width: int, seed: int) 
     """(T,H,W,3) float32 RGB in [0,1]: a photograph under synthetic camera and object motion."""
     rng = np.random.default_rng(seed)
     needed = max(height, width) * 1.3 + 2 * MAX_PAN_PX_PER_FRAME * num_frames
-    image = photo_at_least(photo, int(np.ceil(needed / 64)) * 64)
+    image = photo_at_least(photo, needed)
     photo_h, photo_w = image.shape[:2]
     centre = np.array([rng.uniform(0.3, 0.7) * photo_h, rng.uniform(0.3, 0.7) * photo_w])
     velocity = rng.uniform(-MAX_PAN_PX_PER_FRAME, MAX_PAN_PX_PER_FRAME, 2) * rng.choice([0.0, 0.3, 1.0])
@@ -182,9 +182,7 @@ def lavfi_clip(source: str, num_frames: int, height: int, width: int, seed: int)
     """(T,H,W,3) float32 RGB in [0,1] from an FFmpeg lavfi source; the seed picks the source's
     parameters and how many frames to skip."""
     rng = np.random.default_rng(seed + 1)
-    # Where the clip starts. Mandelbrot frames are expensive to render and its zoom is already
-    # randomized (_lavfi_spec), so it skips few.
-    skip = int(rng.integers(0, 8 if source == "mandelbrot" else 60))
+    skip = int(rng.integers(0, 60))
     cell = int(rng.choice(CELL_SIZES_PX)) if source in CELLULAR_SOURCES else 1
     rendered_h, rendered_w = -(-height // cell), -(-width // cell)
     frames = []
