@@ -6,6 +6,9 @@ tables (bdrate.md, bdrate.csv, bdpsnr.csv, gains_per_rate.csv) against one of th
 
     .venv/bin/python scripts/compare_runs.py sq=results/sq oct=results/oct --anchor sq:baseline --out results/cmp
 
+`--frame-type I` (or P) compares the curves of one frame type only (bpp_I and psnr_rgb_I of each
+job), e.g. the I-frames of two weight sets.
+
 A run may be given several times with the same label (its rate points are then pooled), so rate
 points evaluated in separate runs form one curve.
 """
@@ -25,6 +28,7 @@ def main() -> None:
     parser.add_argument("--anchor", required=True, help="LABEL:CONFIG every other curve is compared with")
     parser.add_argument("--only", help="comma-separated configurations to keep (default: all)")
     parser.add_argument("--metric", default="psnr_rgb")
+    parser.add_argument("--frame-type", choices=("I", "P"), help="compare this frame type's rate and quality only")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     rows, seen = [], set()
@@ -39,6 +43,11 @@ def main() -> None:
             if key in seen:
                 parser.error(f"{spec}: {row['sequence']} {row['config']} q{row['quality']} is already given for {label}")
             seen.add(key)
+            if args.frame_type:
+                suffix = f"_{args.frame_type}"
+                if row.get("bpp" + suffix) is None:
+                    parser.error(f"{spec}: {row['sequence']} {row['config']} q{row['quality']} has no {args.frame_type}-frames")
+                row = {**row, "bpp": row["bpp" + suffix], args.metric: row[args.metric + suffix]}
             rows.append({**row, "config": f"{label}:{row['config']}"})
     written = write_report(rows, args.out, anchor=args.anchor, metric=args.metric)
     print(Path(written["bdrate.md"]).read_text())

@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Fine-tunes the ssf-small rate ladder from the shipped q3 model (CompressAI's MSE lambdas) and
-# exports each to runs/ssf-small-qN/ssf-small-qN.pt. Resumable: rerun after an interruption.
-# Usage: scripts/train_ladder.sh [STEPS]   (default 600 fine-tuning steps per rate point)
+# The ssf-small rate ladder by curriculum (README "Training and shipped models"), resumable: rerun
+# after an interruption. Exports go to runs/ssf-small-qN/ssf-small-qN.pt.
+#   1. stage intra at q3 from the shipped q3 (its intra path trained as an image codec);
+#   2. stage intra at q1, q2, q4: each old qN keeps its inter path and takes the new q3 intra path
+#      (--init-role intra=...), fine-tuned at its own lambda.
+# Usage: scripts/train_ladder.sh [Q3_STEPS] [FINETUNE_STEPS]   (defaults 8000 and 1500)
 set -euo pipefail
-steps=${1:-600}
+q3_steps=${1:-8000}
+finetune_steps=${2:-1500}
 vidcodec=".venv/bin/vidcodec"
-train() {  # quality lambda init-checkpoint
+config=configs/train/ssf-small-intra.yaml
+intra_q3="runs/ssf-small-q3/ssf-small-q3.pt"
+"$vidcodec" train --config "$config" --steps "$q3_steps" --init-from vidcodec/weights/ssf-small-q3.pt \
+    --out runs/ssf-small-q3 --export "$intra_q3" --quiet
+finetune() {  # quality lambda
     local out="runs/ssf-small-q$1"
-    "$vidcodec" train --config configs/train/ssf-small.yaml --lmbda "$2" --steps "$steps" \
-        --init-from "$3" --out "$out" --export "$out/ssf-small-q$1.pt" --quiet
+    "$vidcodec" train --config "$config" --lmbda "$2" --steps "$finetune_steps" \
+        --init-from "vidcodec/weights/ssf-small-q$1.pt" --init-role "intra=$intra_q3" \
+        --out "$out" --export "$out/ssf-small-q$1.pt" --quiet
 }
-train 4 0.013 vidcodec/weights/ssf-small-q3.pt
-train 2 0.0035 vidcodec/weights/ssf-small-q3.pt
-train 1 0.0018 runs/ssf-small-q2/ssf-small-q2.pt
+finetune 4 0.013
+finetune 2 0.0035
+finetune 1 0.0018

@@ -43,3 +43,21 @@ def test_the_same_rate_point_twice_under_one_label_is_refused(tmp_path):
     again = run_dir(tmp_path / "b", (4,), 1.0)
     result = compare(f"sq={first}", f"sq={again}", "--anchor", "sq:baseline", "--out", tmp_path / "out")
     assert result.returncode == 2 and "already given" in result.stderr
+
+
+def test_frame_type_compares_the_curves_of_one_frame_type(tmp_path):
+    def with_frame_types(path: Path, i_rate_factor: float) -> Path:
+        path.mkdir()
+        rows = [{"sequence": "Beauty", "config": "baseline", "quality": q, "bpp": BPP[q], "psnr_rgb": PSNR[q],
+                 "bpp_I": 3 * BPP[q] * i_rate_factor, "psnr_rgb_I": PSNR[q] - 2,
+                 "bpp_P": BPP[q], "psnr_rgb_P": PSNR[q]} for q in (1, 2, 3, 4)]
+        write_results(rows, path)
+        return path
+
+    old, new = with_frame_types(tmp_path / "old", 1.0), with_frame_types(tmp_path / "new", 0.8)
+    result = compare(f"old={old}", f"new={new}", "--frame-type", "I", "--anchor", "old:baseline", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    table = list(csv.DictReader((tmp_path / "out" / "bdrate.csv").open()))
+    assert float(table[0]["new:baseline"]) == pytest.approx(-20.0)  # the I-frames alone: 20% fewer bits
+    result = compare(f"old={old}", f"new={new}", "--frame-type", "P", "--anchor", "old:baseline", "--out", tmp_path / "p")
+    assert float(list(csv.DictReader((tmp_path / "p" / "bdrate.csv").open()))[0]["new:baseline"]) == pytest.approx(0.0)
