@@ -14,8 +14,10 @@ Run it on an idle machine: it reports what it measures and nothing else.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -24,7 +26,7 @@ from pathlib import Path
 import torch
 
 import vidcodec  # noqa: F401  (compressai import shim)
-from vidcodec.train.batches import training_batch
+from vidcodec.train.batches import BatchPrefetcher, training_batch
 from vidcodec.train.trainer import TrainConfig, Trainer, batch_spec, frames_from_clips
 
 BASE = TrainConfig(model="ssf-small", model_config={"mid_planes": 48, "latent_planes": 64, "flow_in_pixels": True},
@@ -39,9 +41,11 @@ VARIANTS: dict[str, tuple[dict, bool, bool]] = {
     "pairs-2x256-b4": ({"stage": "pairs", "clip_frames": 2, "crop": 256, "batch_size": 4}, False, False),
     "pairs-2x128-b16": ({"stage": "pairs", "clip_frames": 2, "crop": 128, "batch_size": 16}, False, False),
     "intra-1x256-b8": ({"stage": "intra", "clip_frames": 1, "crop": 256, "batch_size": 8}, False, False),
+    "intra-1x128-b8": ({"stage": "intra", "clip_frames": 1, "crop": 128, "batch_size": 8}, False, False),
+    "intra-1x128-b8-compile": ({"stage": "intra", "clip_frames": 1, "crop": 128, "batch_size": 8}, False, True),
+    "chains-2x128-b8": ({"stage": "chains", "clip_frames": 2, "crop": 128, "batch_size": 8}, False, False),
     "intra-1x128-b32": ({"stage": "intra", "clip_frames": 1, "crop": 128, "batch_size": 32}, False, False),
     "intra-1x256-b8-channels_last": ({"stage": "intra", "clip_frames": 1, "crop": 256, "batch_size": 8}, True, False),
-    "intra-1x256-b8-compile": ({"stage": "intra", "clip_frames": 1, "crop": 256, "batch_size": 8}, False, True),
     "intra-1x256-b8-1thread": ({"stage": "intra", "clip_frames": 1, "crop": 256, "batch_size": 8, "num_threads": 1},
                                False, False),
 }
@@ -60,10 +64,13 @@ def bench_variant(name: str, steps: int, loop_steps: int, workdir: Path) -> dict
     clips = training_batch(batch_spec(config), rank=0, step=0)
     data_s = time.perf_counter() - start
     trainer = Trainer(replace(config, data_workers=0), workdir / f"{name}-step")
-    frames = frames_from_clips(clips)
     if channels_last:
         trainer.model.to(memory_format=torch.channels_last)
-        frames = [x.contiguous(memory_format=torch.channels_last) for x in frames]
+
+    def prepare(frames: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [x.contiguous(memory_format=torch.channels_last) for x in frames] if channels_last else frames
+
+    frames = prepare(frames_from_clips(clips))
     if compiled:
         trainer.forward_model = torch.compile(trainer.forward_model)
     warmup_start = time.perf_counter()
@@ -80,10 +87,17 @@ def bench_variant(name: str, steps: int, loop_steps: int, workdir: Path) -> dict
               "compile": compiled, "step_s": step_s, "warmup_s": warmup_s, "data_s": data_s,
               "step_px_per_s": coded_pixels(config) / step_s}
     for workers in ([0, 1] if loop_steps else []):
-        looped = Trainer(replace(config, data_workers=workers, steps=loop_steps), workdir / f"{name}-loop{workers}")
-        start = time.perf_counter()
-        looped.run(progress=False)
-        result[f"loop_px_per_s_workers{workers}"] = coded_pixels(config) * loop_steps / (time.perf_counter() - start)
+        # Steady state: the workers' start-up and the first batch are not timed.
+        prefetcher = BatchPrefetcher(batch_spec(config), rank=0, workers=workers)
+        try:
+            trainer.optimize(prepare(frames_from_clips(prefetcher.get(0))))
+            start = time.perf_counter()
+            for step in range(1, loop_steps + 1):
+                trainer.optimize(prepare(frames_from_clips(prefetcher.get(step))))
+            elapsed = time.perf_counter() - start
+        finally:
+            prefetcher.close()
+        result[f"loop_px_per_s_workers{workers}"] = coded_pixels(config) * loop_steps / elapsed
     return result
 
 
@@ -91,11 +105,11 @@ def markdown(results: list[dict], args: argparse.Namespace) -> str:
     baseline = results[0]["loop_px_per_s_workers0"] if "loop_px_per_s_workers0" in results[0] else results[0]["step_px_per_s"]
     lines = [
         "# Training throughput (scripts/bench_training.py)", "",
-        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads available, "
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__}. Command: `python scripts/bench_training.py {' '.join(args.argv)}`.", "",
         "Frame-pixels = pixels of the coded frames per step. step = median of the timed optimizer steps on one "
-        "batch; data = making that batch in line; loop = the trainer's whole loop (data in line with 0 workers, "
-        "in a worker process with 1). 'vs first' compares the loop (or step) throughput with the first row.", "",
+        "batch; data = making that batch in line; loop = steady-state steps with the batches made in line (0 "
+        "workers) or in a worker process (1; its start-up not timed). 'vs first' compares the loop (or step) throughput with the first row.", "",
         "| variant | step s | data s | step Mpx/s | loop Mpx/s, 0 workers | loop Mpx/s, 1 worker | vs first |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -120,8 +134,6 @@ def main() -> None:
     parser.add_argument("--loop-steps", type=int, default=10, help="steps of the whole training loop (0: skip)")
     parser.add_argument("--out", type=Path, help="write the markdown table here")
     args = parser.parse_args()
-    import sys
-
     args.argv = sys.argv[1:]
     results = []
     with tempfile.TemporaryDirectory() as workdir:

@@ -72,6 +72,9 @@ def test_a_rate_point_can_be_assembled_from_the_roles_of_two_checkpoints(tmp_pat
     paths = {}
     for seed in (1, 2):
         trainer = Trainer(TrainConfig(stage="chains", clip_frames=2, **{**TINY, "seed": seed}), tmp_path / f"run{seed}")
+        if seed == 2:  # a wider density of z: longer CDF tables than the other checkpoint's
+            with torch.no_grad():
+                trainer.model.img_hyperprior.entropy_bottleneck.matrices[0].mul_(0.1)
         trainer.export(tmp_path / f"m{seed}.pt")
         paths[seed] = tmp_path / f"m{seed}.pt"
     assembled = Trainer(TrainConfig(stage="chains", clip_frames=2, init_from=str(paths[1]),
@@ -79,6 +82,8 @@ def test_a_rate_point_can_be_assembled_from_the_roles_of_two_checkpoints(tmp_pat
     donors = {seed: load_model("ssf-small", checkpoint=path).codec.state_dict() for seed, path in paths.items()}
     state = assembled.model.state_dict()
     assert torch.equal(state["img_encoder.0.weight"], donors[2]["img_encoder.0.weight"])
+    cdf = "img_hyperprior.entropy_bottleneck._quantized_cdf"
+    assert donors[1][cdf].shape != donors[2][cdf].shape and torch.equal(state[cdf], donors[2][cdf])
     assert torch.equal(state["res_encoder.0.weight"], donors[1]["res_encoder.0.weight"])
     assert not torch.equal(donors[1]["img_encoder.0.weight"], donors[2]["img_encoder.0.weight"])
     assert [record.get("role") for record in assembled.earlier_stages] == [None, "intra"]

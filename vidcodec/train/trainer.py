@@ -266,7 +266,14 @@ class Trainer:
         donor = load_model(self.config.model, checkpoint=path)
         state = self.model.state_dict()
         replaced = {k: v for k, v in donor.codec.state_dict().items() if self.model.parameter_role(k) == role}
-        self.model.load_state_dict({**state, **replaced})
+        for key, value in replaced.items():
+            # CDF tables differ in length between checkpoints (entropy bottlenecks fitted to other
+            # quantiles): give the buffer the donor's shape before loading into it.
+            module_name, _, name = key.rpartition(".")
+            module = self.model.get_submodule(module_name)
+            if name in module._buffers and state[key].shape != value.shape:
+                module.register_buffer(name, torch.empty_like(value))
+        self.model.load_state_dict({**self.model.state_dict(), **replaced})
         self.earlier_stages = self.earlier_stages + [
             {**record, "role": role} for record in curriculum_record(donor.provenance)
         ]
