@@ -96,3 +96,8 @@ def test_cli_names_a_malformed_init_role(tmp_path, capsys):
 
     assert main(["train", "--out", str(tmp_path), "--init-role", "intra"]) != 0
     assert "--init-role 'intra' (expected ROLE=PATH" in capsys.readouterr().err
+
+
+def test_crops_too_small_for_the_hyperprior_are_warned_about():
+    with pytest.warns(UserWarning, match="crop=128: the hyperprior's z is 1 x 1"):
+        TrainConfig(crop=128).validate()
