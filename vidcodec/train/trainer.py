@@ -1,9 +1,12 @@
 """Rate-distortion training of a FrameCodec on generated clips, resumable after any interruption.
 
-Loss (CompressAI's video recipe): lmbda * 255^2 * MSE + bpp, averaged over the frames of each clip,
-where frame 0 is coded as an I-frame and every next frame as a P-frame against the model's own
-reconstruction of the previous one (CompressAI's ScaleSpaceFlow.forward). The entropy bottlenecks'
-quantiles are fitted by a separate optimizer on the auxiliary loss.
+Loss (CompressAI's video recipe): lmbda * 255^2 * MSE + bpp, averaged over the coded frames of each
+clip. Which frames are coded, and how, is the curriculum stage's (curriculum.py): "chains" (default)
+codes frame 0 as an I-frame and every next frame as a P-frame against the model's own reconstruction
+of the previous one (CompressAI's ScaleSpaceFlow.forward), "intra" codes single frames as I-frames,
+"pairs" the second frame of a pair as a P-frame against the uncompressed first. Parameters outside
+the stage's roles are frozen. The entropy bottlenecks' quantiles are fitted by a separate optimizer
+on the auxiliary loss.
 
 State (model, both optimizers, scheduler, RNG states, step) goes to ``OUT/last.pt`` every
 ``checkpoint_every_s`` seconds, written to a temporary name and renamed, so a kill -9 loses at most one
