@@ -22,7 +22,7 @@ import yaml
 
 from vidcodec.io.color import rgb_to_yuv420
 from vidcodec.io.yuv import SequenceGeometry, YuvWriter
-from vidcodec.train.synthetic import HELDOUT_SEED_START, lavfi_clip, photo_clip
+from vidcodec.train.synthetic import HELDOUT_SEED_START, lavfi_clip, photo_clip, read_lavfi
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "sequences" / "generated"
@@ -48,14 +48,7 @@ PATTERNS_FILE = REPO / "sequences" / "patterns.yaml"
 
 def pattern_clip(source: str, num_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     """(T,H,W,3) float32 RGB in [0,1]: the first frames of a lavfi source with its default options."""
-    import av
-
-    container = av.open(f"{source}=size={width}x{height}:rate=30", format="lavfi")
-    try:
-        frames = [frame.to_ndarray(format="rgb24") for _, frame in zip(range(num_frames), container.decode(video=0))]
-    finally:
-        container.close()
-    return np.stack(frames).astype(np.float32) / 255.0
+    return read_lavfi(f"{source}=size={width}x{height}:rate=30", num_frames).astype(np.float32) / 255.0
 
 
 def file_name(name: str, geometry: SequenceGeometry) -> str:

@@ -11,7 +11,7 @@ reference is still a blur, and an I-frame that the chain trains only once per cl
   own reconstruction of the previous one (CompressAI's ScaleSpaceFlow.forward), all parts trained.
 
 A stage names the parameter groups it trains by role ("intra", "inter"); which parameters play a
-role is the codec's business (``FrameCodec.parameter_role``).
+role is the codec's business (its ``parameter_role``, e.g. ScaleSpaceFlowCodec.parameter_role).
 """
 
 from __future__ import annotations
@@ -24,23 +24,26 @@ class Stage:
     name: str
     min_frames: int
     max_frames: int
+    first_coded: int  # index of the first coded frame of a clip (pairs: the first frame is only a reference)
     frame_types: str  # frame type of each coded frame in order, the last one repeating ("IP": I, P, P, ...)
     trained_roles: tuple[str, ...]
-    description: str
+
+    def coded_frames(self, clip_frames: int) -> slice:
+        """The frames of a clip that the stage codes, in order."""
+        return slice(self.first_coded, clip_frames)
 
     def coded_frame_types(self, clip_frames: int) -> list[str]:
-        """'I' or 'P' per coded frame of a clip of ``clip_frames`` frames (pairs code one frame of two)."""
-        coded = 1 if self.name == "pairs" else clip_frames
+        """'I' or 'P' per coded frame of a clip of ``clip_frames`` frames."""
+        coded = len(range(clip_frames)[self.coded_frames(clip_frames)])
         types = list(self.frame_types[:coded])
         return types + [self.frame_types[-1]] * (coded - len(types))
 
 
 STAGES: dict[str, Stage] = {
-    "intra": Stage("intra", 1, 1, "I", ("intra",), "intra path as an image codec on single frames"),
-    "pairs": Stage("pairs", 2, 2, "P", ("inter",),
-                   "motion + residual on pairs against the uncompressed reference, intra frozen"),
-    "chains": Stage("chains", 2, 5, "IP", ("intra", "inter"),
-                    "I-frame then P-frames against the model's own reconstructions, all parts"),
+    "intra": Stage("intra", min_frames=1, max_frames=1, first_coded=0, frame_types="I", trained_roles=("intra",)),
+    "pairs": Stage("pairs", min_frames=2, max_frames=2, first_coded=1, frame_types="P", trained_roles=("inter",)),
+    "chains": Stage("chains", min_frames=2, max_frames=5, first_coded=0, frame_types="IP",
+                    trained_roles=("intra", "inter")),
 }
 
 

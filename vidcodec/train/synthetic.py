@@ -178,15 +178,10 @@ def _lavfi_spec(source: str, height: int, width: int, seed: int) -> str:
     raise ValueError(f"unknown lavfi source '{source}' (known: {', '.join(LAVFI_SOURCES)})")
 
 
-def lavfi_clip(source: str, num_frames: int, height: int, width: int, seed: int) -> np.ndarray:
-    """(T,H,W,3) float32 RGB in [0,1] from an FFmpeg lavfi source; the seed picks the source's
-    parameters and how many frames to skip."""
-    rng = np.random.default_rng(seed + 1)
-    skip = int(rng.integers(0, 60))
-    cell = int(rng.choice(CELL_SIZES_PX)) if source in CELLULAR_SOURCES else 1
-    rendered_h, rendered_w = -(-height // cell), -(-width // cell)
+def read_lavfi(spec: str, num_frames: int, skip: int = 0) -> np.ndarray:
+    """(T,H,W,3) uint8 RGB: frames skip .. skip + num_frames - 1 of the lavfi graph ``spec``."""
     frames = []
-    container = av.open(_lavfi_spec(source, rendered_h, rendered_w, seed), format="lavfi")
+    container = av.open(spec, format="lavfi")
     try:
         for index, frame in enumerate(container.decode(video=0)):
             if index >= skip:
@@ -195,7 +190,17 @@ def lavfi_clip(source: str, num_frames: int, height: int, width: int, seed: int)
                 break
     finally:
         container.close()
-    clip = np.stack(frames)
+    return np.stack(frames)
+
+
+def lavfi_clip(source: str, num_frames: int, height: int, width: int, seed: int) -> np.ndarray:
+    """(T,H,W,3) float32 RGB in [0,1] from an FFmpeg lavfi source; the seed picks the source's
+    parameters and how many frames to skip."""
+    rng = np.random.default_rng(seed + 1)
+    skip = int(rng.integers(0, 60))
+    cell = int(rng.choice(CELL_SIZES_PX)) if source in CELLULAR_SOURCES else 1
+    rendered_h, rendered_w = -(-height // cell), -(-width // cell)
+    clip = read_lavfi(_lavfi_spec(source, rendered_h, rendered_w, seed), num_frames, skip)
     if cell > 1:
         clip = clip.repeat(cell, axis=1).repeat(cell, axis=2)[:, :height, :width]
     return clip.astype(np.float32) / 255.0

@@ -144,17 +144,12 @@ def load_train_config(path: Path | None, overrides: dict) -> TrainConfig:
     return TrainConfig(**values).validate()
 
 
-def coded_targets(frames: list[torch.Tensor], stage: str) -> list[torch.Tensor]:
-    """The frames a stage codes, in order (pairs code the second frame of each pair)."""
-    return frames[1:2] if stage == "pairs" else frames
-
-
 def rd_loss(model, frames: list[torch.Tensor], lmbda: float, stage: str = "chains") -> dict[str, torch.Tensor]:
     """frames: list of (N,3,H,W) float in [0,1]. Returns loss, mse, bpp per coded frame and the loss
     averaged over them (the stage decides which frames are coded, curriculum.py)."""
     out = model(frames, stage=stage)
     num_pixels = frames[0].shape[0] * frames[0].shape[2] * frames[0].shape[3]
-    targets = coded_targets(frames, stage)
+    targets = frames[get_stage(stage).coded_frames(len(frames))]
     mse = torch.stack([torch.mean((x_hat - x) ** 2) for x_hat, x in zip(out["x_hat"], targets)])
     bits = []
     for frame_likelihoods in out["likelihoods"]:
