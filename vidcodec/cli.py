@@ -185,9 +185,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="take the parameters of ROLE (intra or inter) from PATH instead of --init-from; repeatable")
     parser.add_argument("--stage", help="curriculum stage: intra, pairs or chains (overrides the config's)")
     parser.add_argument("--seed", type=int, help="seed of weights, clips and noise (overrides the config's)")
+    parser.add_argument("--clip-mix", metavar="SOURCE=FRACTION,...",
+                        help="fraction of training clips per source, e.g. photo=0.65,dead_leaves=0.35 (overrides the config's)")
     parser.add_argument("--lattice", help="fine-tune with this lattice in the loop (e.g. oct, hex; see --quant)")
+    parser.add_argument("--data-workers", type=int, help="processes making clips ahead of the trainer (overrides the config's)")
     parser.add_argument("--out", type=Path, required=True, help="run directory (resumed when it has last.pt)")
     parser.add_argument("--max-steps", type=int, help="stop after this many more steps (0: only export)")
+    parser.add_argument("--max-minutes", type=float,
+                        help="stop after this many minutes of training, checkpointed (a machine lent for a while)")
     parser.add_argument("--export", type=Path, help="write a shippable checkpoint here at the end")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--debug", action="store_true")
@@ -206,13 +211,21 @@ def run_train(args: argparse.Namespace) -> int:
         if not separator or not path:
             raise ConfigError(f"--init-role {item!r} (expected ROLE=PATH, e.g. intra=runs/intra/model.pt)")
         init_roles[role] = path
-    overrides = {"lmbda": args.lmbda, "steps": args.steps, "init_from": args.init_from, "seed": args.seed,
+    clip_mix = None
+    if args.clip_mix:
+        try:
+            clip_mix = {source: float(fraction) for source, _, fraction in
+                        (item.partition("=") for item in args.clip_mix.split(","))}
+        except ValueError:
+            raise ConfigError(f"--clip-mix {args.clip_mix!r} (expected SOURCE=FRACTION,..., e.g. photo=0.65,dead_leaves=0.35)") from None
+    overrides = {"lmbda": args.lmbda, "clip_mix": clip_mix, "data_workers": args.data_workers, "steps": args.steps, "init_from": args.init_from, "seed": args.seed,
                  "lattice": args.lattice, "stage": args.stage, "init_roles_from": init_roles or None}
     config = load_train_config(args.config, overrides)
     ctx = init_distributed()
     try:
         trainer = Trainer(config, args.out, ctx)
-        trainer.run(progress=not args.quiet, max_steps=args.max_steps)
+        max_wall_s = None if args.max_minutes is None else 60 * args.max_minutes
+        trainer.run(progress=not args.quiet, max_steps=args.max_steps, max_wall_s=max_wall_s)
         if args.export and ctx.is_main:
             trainer.export(args.export)
             print(f"exported step {trainer.step} to {args.export}")

@@ -28,13 +28,16 @@ class BatchSpec:
     clip_frames: int
     crop: int
     seed: int
+    # (source, fraction) pairs, a tuple to stay hashable; None: synthetic.CLIP_MIX.
+    clip_mix: tuple[tuple[str, float], ...] | None = None
 
 
 def training_batch(spec: BatchSpec, rank: int, step: int) -> np.ndarray:
     """(clip_frames, batch_size, crop, crop, 3) float32 RGB in [0,1]: the clips of training process
     ``rank`` at ``step`` (training split)."""
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, rank, step]))
-    clips = [random_clip(rng, spec.clip_frames, spec.crop, spec.crop, "train") for _ in range(spec.batch_size)]
+    mix = dict(spec.clip_mix) if spec.clip_mix is not None else None
+    clips = [random_clip(rng, spec.clip_frames, spec.crop, spec.crop, "train", mix) for _ in range(spec.batch_size)]
     return np.ascontiguousarray(np.stack(clips, axis=1))
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import av
 import numpy as np
 from scipy import ndimage
 
@@ -180,6 +179,9 @@ def _lavfi_spec(source: str, height: int, width: int, seed: int) -> str:
 
 def read_lavfi(spec: str, num_frames: int, skip: int = 0) -> np.ndarray:
     """(T,H,W,3) uint8 RGB: frames skip .. skip + num_frames - 1 of the lavfi graph ``spec``."""
+    # Imported here: a mix without lavfi (clip_mix) needs no PyAV, e.g. on a GPU machine without it.
+    import av
+
     frames = []
     container = av.open(spec, format="lavfi")
     try:
@@ -212,14 +214,31 @@ def training_palette() -> np.ndarray:
     return np.concatenate([load_photo(name)[::7, ::7].reshape(-1, 3) for name in TRAIN_PHOTOS])
 
 
-def random_clip(rng: np.random.Generator, num_frames: int, height: int, width: int, split: str = "train") -> np.ndarray:
-    """A clip of the given split ("train" or "heldout"); draws everything from ``rng``."""
+def clip_mix_problem(mix: dict[str, float]) -> str | None:
+    """Why ``mix`` (source -> fraction of clips) is not a usable mix, or None."""
+    unknown = sorted(set(mix) - set(CLIP_MIX))
+    if unknown:
+        return f"clip_mix has sources {', '.join(unknown)} (known: {', '.join(CLIP_MIX)})"
+    if any(not isinstance(f, (int, float)) or f < 0 for f in mix.values()) or sum(mix.values()) <= 0:
+        return f"clip_mix={mix} (expected fractions >= 0 with a positive sum)"
+    return None
+
+
+def random_clip(rng: np.random.Generator, num_frames: int, height: int, width: int, split: str = "train",
+                mix: dict[str, float] | None = None) -> np.ndarray:
+    """A clip of the given split ("train" or "heldout"); draws everything from ``rng``. ``mix``:
+    fraction of clips per source (normalized; default CLIP_MIX)."""
     if split not in ("train", "heldout"):
         raise ValueError(f"split='{split}' (expected 'train' or 'heldout')")
+    mix = CLIP_MIX if mix is None else mix
+    problem = clip_mix_problem(mix)
+    if problem:
+        raise ValueError(problem)
     seed = int(rng.integers(0, HELDOUT_SEED_START))
     if split == "heldout":
         seed += HELDOUT_SEED_START
-    source = rng.choice(list(CLIP_MIX), p=list(CLIP_MIX.values()))
+    total = sum(mix.values())
+    source = rng.choice(list(mix), p=[f / total for f in mix.values()])
     if source == "lavfi":
         return lavfi_clip(str(rng.choice(LAVFI_SOURCES)), num_frames, height, width, seed)
     if source == "dead_leaves":

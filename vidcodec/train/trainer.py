@@ -49,7 +49,7 @@ from vidcodec.quant.lattice import get_lattice
 from vidcodec.train.batches import BatchPrefetcher, BatchSpec
 from vidcodec.train.curriculum import frame_count_problem, get_stage
 from vidcodec.train.lattice_loop import SCOPE_HYPERPRIORS, install_lattice_in_the_loop
-from vidcodec.train.synthetic import DATA_RECIPE_VERSION, random_clip
+from vidcodec.train.synthetic import CLIP_MIX, DATA_RECIPE_VERSION, clip_mix_problem, random_clip
 
 
 # SSF's hyperprior sees crop / 128 x crop / 128 values of z: 2 x 2 at 256 (CompressAI's training crop).
@@ -80,6 +80,9 @@ class TrainConfig:
     num_threads: int = 2
     # Processes that make training clips ahead of the step that needs them (batches.py); 0 = in line.
     data_workers: int = 1
+    # Fraction of clips per source (synthetic.CLIP_MIX's keys), for training and validation clips;
+    # None: CLIP_MIX. E.g. {photo: 0.65, dead_leaves: 0.35} where PyAV (lavfi) is not installed.
+    clip_mix: dict | None = None
     init_from: str | None = None  # checkpoint to fine-tune from (e.g. another rate point)
     # Role -> checkpoint whose parameters of that role replace init_from's, e.g. {"intra": "a.pt"}:
     # assembles a rate point from an intra path trained in one run and an inter path from another.
@@ -100,6 +103,8 @@ class TrainConfig:
             problems.append(f"init_roles_from has roles {', '.join(unknown_roles)} (expected intra, inter)")
         if self.init_roles_from and not self.init_from:
             problems.append("init_roles_from needs init_from (the checkpoint for the other roles)")
+        if self.clip_mix is not None and clip_mix_problem(self.clip_mix):
+            problems.append(clip_mix_problem(self.clip_mix))
         if self.data_workers < 0:
             problems.append(f"data_workers={self.data_workers} (expected >= 0)")
         if self.steps < 1 or self.batch_size < 1:
@@ -170,7 +175,9 @@ def frames_from_clips(clips: np.ndarray) -> list[torch.Tensor]:
 
 
 def batch_spec(config: TrainConfig) -> BatchSpec:
-    return BatchSpec(batch_size=config.batch_size, clip_frames=config.clip_frames, crop=config.crop, seed=config.seed)
+    mix = tuple(config.clip_mix.items()) if config.clip_mix is not None else None
+    return BatchSpec(batch_size=config.batch_size, clip_frames=config.clip_frames, crop=config.crop, seed=config.seed,
+                     clip_mix=mix)
 
 
 def noise_seed(seed: int, rank: int, world_size: int) -> int | None:
@@ -185,7 +192,7 @@ def noise_seed(seed: int, rank: int, world_size: int) -> int | None:
 def validation_batches(config: TrainConfig) -> list[list[torch.Tensor]]:
     """Fixed held-out clips (held-out photos, fixed seed): the same every evaluation and run."""
     rng = np.random.default_rng(10_000 + config.seed)
-    clips = [random_clip(rng, config.clip_frames, config.crop, config.crop, "heldout")[:, None]
+    clips = [random_clip(rng, config.clip_frames, config.crop, config.crop, "heldout", config.clip_mix)[:, None]
              for _ in range(config.validation_clips)]
     return [frames_from_clips(clip) for clip in clips]
 
@@ -390,8 +397,9 @@ class Trainer:
             "lr": self.optimizer.param_groups[0]["lr"],
         }
 
-    def run(self, progress: bool = True, max_steps: int | None = None) -> None:
-        """Train until config.steps (or ``max_steps`` more steps, for tests), checkpointing as it goes."""
+    def run(self, progress: bool = True, max_steps: int | None = None, max_wall_s: float | None = None) -> None:
+        """Train until config.steps (or ``max_steps`` more steps, or ``max_wall_s`` seconds of this
+        call's wall time, for a machine lent for a few minutes), checkpointing as it goes."""
         from tqdm import tqdm
 
         target = self.config.steps if max_steps is None else min(self.config.steps, self.step + max_steps)
@@ -403,17 +411,22 @@ class Trainer:
         last_save = time.monotonic()
         batches = BatchPrefetcher(batch_spec(self.config), self.ctx.rank, self.config.data_workers)
         try:
-            self._loop(target, batches, val_batches, bar, last_save)
+            deadline = None if max_wall_s is None else time.monotonic() + max_wall_s
+            self._loop(target, batches, val_batches, bar, last_save, deadline)
         finally:
             batches.close()
         bar.close()
         self._save_state()
-        if is_main:
+        if is_main and self.log_path.exists():  # a run stopped before its first log line has none
             plot_training_log(self.log_path, self.out_dir / "loss.png")
 
-    def _loop(self, target: int, batches: BatchPrefetcher, val_batches: list, bar, last_save: float) -> None:
+    def _loop(self, target: int, batches: BatchPrefetcher, val_batches: list, bar, last_save: float,
+              deadline: float | None = None) -> None:
         is_main = self.ctx.is_main
         while self.step < target:
+            # On rank 0's clock, so that every rank stops at the same step.
+            if deadline is not None and main_rank_decides(time.monotonic() >= deadline, self.ctx):
+                break
             start = time.monotonic()
             metrics = self.train_step(batches)
             self.step += 1
@@ -446,12 +459,14 @@ class Trainer:
             "wall_s": round(self.wall_s, 1),
             "data": "vidcodec.train.synthetic.random_clip (scikit-image photos with synthetic motion, lavfi sources), split=train",
             "data_recipe": DATA_RECIPE_VERSION,
+            "clip_mix": self.config.clip_mix or CLIP_MIX,
             # Every stage that led to these weights, oldest first (this run last).
             "curriculum": self.earlier_stages + [{
                 "stage": self.config.stage, "steps": self.step, "wall_s": round(self.wall_s, 1),
                 "lmbda": self.config.lmbda, "crop": self.config.crop, "batch_size": self.config.batch_size,
                 "clip_frames": self.config.clip_frames, "world_size": self.ctx.world_size,
-                "data_recipe": DATA_RECIPE_VERSION, "init_from": self.config.init_from,
+                "data_recipe": DATA_RECIPE_VERSION, "clip_mix": self.config.clip_mix or CLIP_MIX,
+                "init_from": self.config.init_from, "device": self.ctx.device.type,
             }],
             **(extra_provenance or {}),
         }
