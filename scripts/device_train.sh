@@ -23,7 +23,7 @@ lambdas=(0.0018 0.0035 0.0067 0.013)  # q1..q4, as scripts/train_ladder.sh
 workers=$(( ($(nproc) - 4) / 4 ))
 workers=$(( workers < 1 ? 1 : workers ))
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-mkdir -p /tmp/runs
+rm -rf /tmp/runs && mkdir -p /tmp/runs  # a warm machine keeps the last chunk's runs: start clean
 for q in 1 2 3 4; do
     python3 -m vidcodec.cli train --config "configs/train/ssf-small-$stage.yaml" --lmbda "${lambdas[q-1]}" \
         --init-from "$start/ssf-small-q$q.pt" --clip-mix photo=0.65,dead_leaves=0.35 --data-workers "$workers" \
@@ -33,5 +33,5 @@ done
 status=0
 wait || status=$?
 for q in 1 2 3 4; do echo "== q$q"; tail -n 3 "/tmp/runs/q$q.out"; tail -n 1 "/tmp/runs/q$q/train_log.jsonl" || true; done
-tar czf "$out/logs.tgz" -C /tmp runs --exclude '*.pt'
+tar czf "$out/logs.tgz" --exclude "*.pt" -C /tmp runs
 exit $status
