@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from vidcodec.bitstream.errors import BitstreamError
 from vidcodec.bitstream.syntax import read_frame
 from vidcodec.config import load_config
 from vidcodec.io.yuv import SequenceGeometry, YuvReader
-from vidcodec.pipeline import encode_sequence
+from vidcodec.pipeline import decode_sequence, encode_sequence
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference_streams"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
@@ -62,3 +63,11 @@ def test_the_join_reference_exercises_the_shift():
     shift_indexes = [read_frame(p.read_bytes(), p.name)[0].shift_indexes
                      for p in sorted((FIXTURES / "join" / "frames").iterdir())]
     assert any(any(indexes) for indexes in shift_indexes)
+
+
+def test_streams_of_the_previous_syntax_get_a_clear_error(tmp_path):
+    """The references were written with syntax version 2 (one model in the header): decoding them
+    names both versions instead of misreading the header."""
+    with pytest.raises(BitstreamError, match="made by syntax version 2, this decoder reads version 3"):
+        decode_sequence(FIXTURES / "sq", tmp_path / "x.yuv", checkpoint=FIXTURES / "model.pt", progress=False)
+    assert not (tmp_path / "x.yuv").exists()
