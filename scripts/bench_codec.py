@@ -34,7 +34,7 @@ def run_one(model: str, size: str, num_frames: int, threads: int, checkpoint: st
     from vidcodec.io.color import rgb_to_yuv420
     from vidcodec.io.yuv import SequenceGeometry, YuvReader, YuvWriter
     from vidcodec.models.registry import build_model, load_model, save_checkpoint
-    from vidcodec.pipeline import encode_sequence
+    from vidcodec.pipeline import CodecModels, encode_sequence
     from vidcodec.train.synthetic import photo_clip
 
     width, height = (int(v) for v in size.split("x"))
@@ -53,7 +53,7 @@ def run_one(model: str, size: str, num_frames: int, threads: int, checkpoint: st
         loaded = load_model(model, checkpoint=checkpoint)
         config = CodecConfig(model=model, quality=None, checkpoint=checkpoint, num_threads=threads).validate()
         result = encode_sequence(YuvReader(path, geometry), tmp / "out", config, num_frames=num_frames,
-                                 progress=False, model=loaded)
+                                 progress=False, models=CodecModels.single(loaded))
     average = result.summary["average"]
     return {
         "model": model,

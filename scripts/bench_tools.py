@@ -34,9 +34,9 @@ import torch  # noqa: E402
 
 import vidcodec  # noqa: E402,F401  (before compressai: see vidcodec/compat.py)
 from vidcodec.io.color import pad_to_multiple  # noqa: E402
-from vidcodec.latent_shift import ShiftSettings  # noqa: E402
 from vidcodec.models.registry import load_model  # noqa: E402
 from vidcodec.quant.tables import TableCache, TableSpec  # noqa: E402
+from vidcodec.tools import CodingTools, ShiftSettings  # noqa: E402
 from vidcodec.train.synthetic import photo_clip  # noqa: E402
 
 # name -> (lattice or None, shift search or None)
@@ -61,11 +61,11 @@ def table_timings(codec, lattice: str, frame, reference, picture, all_scales: bo
     """Seconds of one P-frame encode with an empty table cache vs with tables on disk (and, when
     ``all_scales``, of building every scale's table: minutes for A3*, so off by default)."""
     with tempfile.TemporaryDirectory() as tmp:
-        codec.set_residual_quantizer(lattice, TableCache(Path(tmp)))
+        codec.attach_tools(CodingTools(lattice=lattice, cache=TableCache(Path(tmp))))
         _, first = timed(codec.encode_inter, frame, reference, picture)
-        codec.set_residual_quantizer(lattice, TableCache(Path(tmp)))  # fresh memory, same disk
+        codec.attach_tools(CodingTools(lattice=lattice, cache=TableCache(Path(tmp))))  # fresh memory, same disk
         _, cached = timed(codec.encode_inter, frame, reference, picture)
-        gc = codec.res_hyperprior.gaussian_conditional
+        gc = codec.latent_coders["residual"].hyperprior.gaussian_conditional
         all_scales_s = None
         if all_scales:
             start = time.perf_counter()
@@ -73,9 +73,14 @@ def table_timings(codec, lattice: str, frame, reference, picture, all_scales: bo
             for sigma in gc.scale_table.tolist():
                 empty.get(TableSpec(lattice, float(sigma)))
             all_scales_s = time.perf_counter() - start
-    codec.set_residual_quantizer(None)
+    codec.attach_tools(CodingTools())
     return {"first_use_s": first, "cached_s": cached, "all_scales_s": all_scales_s,
             "num_scales": len(gc.scale_table)}
+
+
+def tools_of(tool: str, caches: dict) -> CodingTools:
+    lattice, search = TOOLS[tool]
+    return CodingTools(lattice=lattice, cache=caches.get(lattice), shift=ShiftSettings(search=search) if search else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,19 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     dec = {name: [] for name in args.tools}
     gains = {name: [] for name in args.tools}
     for tool in args.tools:  # warm-up: tables in memory, first-call costs out of the timings
-        lattice, search = TOOLS[tool]
-        codec.set_residual_quantizer(lattice, caches.get(lattice))
-        codec.set_latent_shift(ShiftSettings(search=search) if search else None)
+        codec.attach_tools(tools_of(tool, caches))
         codec.encode_inter(frames[1], references[0], picture)
     for round_index in range(args.rounds):
         for poc in range(1, args.frames):
             for tool in args.tools:
-                lattice, search = TOOLS[tool]
-                codec.set_residual_quantizer(lattice, caches.get(lattice))
-                codec.set_latent_shift(ShiftSettings(search=search) if search else None)
+                codec.attach_tools(tools_of(tool, caches))
                 coded, enc_s = timed(codec.encode_inter, frames[poc], references[poc - 1], picture)
-                decoded, dec_s = timed(codec.decode_inter, coded.parts, references[poc - 1], coded.entropy_hash,
-                                       coded.shift_indexes)
+                (decoded, _), dec_s = timed(codec.decode_inter, coded.parts, references[poc - 1],
+                                            tuple(frames[poc].shape[-2:]), coded.entropy_hash, coded.shift_indexes)
                 if not torch.equal(decoded, coded.x_hat):
                     raise SystemExit(f"{tool}: decoder output differs from the encoder's reconstruction")
                 enc[tool].append(enc_s)

@@ -19,6 +19,7 @@ from vidcodec.io.color import pad_to_multiple, yuv420_to_rgb
 from vidcodec.io.yuv import YuvReader, geometry_from_filename
 from vidcodec.models.registry import load_model
 from vidcodec.quant.tables import TableCache
+from vidcodec.tools import CodingTools
 from vidcodec.train.lattice_loop import LatticeHyperpriorForward
 
 SEQUENCES = ("HeldoutCoffee", "HeldoutAstronaut")
@@ -40,12 +41,12 @@ def main() -> None:
             x_ref, x = (pad_to_multiple(yuv420_to_rgb(reader.read_frame(i), 8), 128) for i in range(2))
         model = load_model("ssf-small", quality=args.quality).codec.eval()
         with torch.no_grad():
-            motion = model._motion_coder.encode(model.motion_encoder(torch.cat((x, x_ref), 1)))
+            motion = model.latent_coders["motion"].encode(model.motion_encoder(torch.cat((x, x_ref), 1)))
             y_residual = model.res_encoder(x - model._predict(x_ref, motion.y_hat))
-            sq_bits = 8 * len(model._residual_coder.encode(y_residual).y_bytes)
+            sq_bits = 8 * len(model.latent_coders["residual"].encode(y_residual).y_bytes)
             sq_estimate = -model.res_hyperprior(y_residual)[1]["y"].log2().sum().item()
-            model.set_residual_quantizer(args.lattice, TableCache())
-            lattice_bits = 8 * len(model._residual_coder.encode(y_residual).y_bytes)
+            model.attach_tools(CodingTools(lattice=args.lattice, cache=TableCache()))
+            lattice_bits = 8 * len(model.latent_coders["residual"].encode(y_residual).y_bytes)
             for samples in args.samples:
                 forward = LatticeHyperpriorForward(model.res_hyperprior, args.lattice, samples)
                 estimates = []

@@ -8,6 +8,7 @@ from vidcodec.bitstream.errors import BitstreamError
 from vidcodec.bitstream.syntax import (
     SYNTAX_VERSION,
     FrameHeader,
+    ModelRef,
     SequenceHeader,
     read_frame,
     sequence_id,
@@ -18,7 +19,8 @@ from vidcodec.bitstream.syntax import (
 def make_header(**changes) -> SequenceHeader:
     fields = dict(
         width=416, height=240, bit_depth=8, fps=30.0, num_frames=17, intra_period=8,
-        model_id="ssf-small", quality=2, checkpoint_hash=bytes(range(16)), pad_multiple=128,
+        intra_model=ModelRef("ssf-small", 2, bytes(range(16))),
+        inter_model=ModelRef("ssf-small", 2, bytes(range(16))), pad_multiple=128,
         quantizer="sq", quant_params=b"\x01\x02", latent_shift=0, num_threads=2,
     )
     fields.update(changes)
@@ -34,7 +36,9 @@ def make_frame() -> tuple[FrameHeader, list[bytes]]:
     return header, parts
 
 
-@pytest.mark.parametrize("changes", [{}, {"fps": 120.0}, {"fps": 30000 / 1001}, {"intra_period": -1, "bit_depth": 10}])
+@pytest.mark.parametrize("changes", [{}, {"fps": 120.0}, {"fps": 30000 / 1001}, {"intra_period": -1, "bit_depth": 10},
+                                     {"intra_model": ModelRef("image-codec", 0, bytes(range(1, 17))),
+                                      "latent_shift": 15, "shift_candidates": (0.0, 0.5)}])
 def test_sequence_header_round_trip(changes):
     header = make_header(**changes)
     parsed = SequenceHeader.read(header.write())
@@ -45,7 +49,7 @@ def test_sequence_header_round_trip(changes):
 def test_unknown_syntax_version_is_named():
     data = bytearray(make_header().write())
     data[4:6] = struct.pack("<H", SYNTAX_VERSION + 1)
-    with pytest.raises(BitstreamError, match="unknown syntax version"):
+    with pytest.raises(BitstreamError, match=f"made by syntax version {SYNTAX_VERSION + 1}, this decoder reads"):
         SequenceHeader.read(bytes(data))
 
 

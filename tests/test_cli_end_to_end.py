@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from vidcodec.cli import decode_main, encode_main
+from vidcodec.cli import main as vidcodec_main
 from vidcodec.io.color import rgb_to_yuv420
 from vidcodec.io.yuv import SequenceGeometry, YuvWriter
 from vidcodec.models.registry import build_model, save_checkpoint
@@ -65,6 +66,15 @@ def test_done_criteria_on_17_frames_at_416x240(workspace):
     assert decode(stream, root / "decoded.yuv", root / "tiny.pt") == 0
     assert (root / "decoded.yuv").read_bytes() == (root / "recon.yuv").read_bytes()
     assert (root / "recon.yuv").stat().st_size == 17 * 416 * 240 * 3 // 2
+
+
+def test_info_prints_the_sequence_header_with_both_models(workspace, capsys):
+    _, _, stream = workspace
+    capsys.readouterr()
+    assert vidcodec_main(["info", str(stream)]) == 0
+    header = json.loads(capsys.readouterr().out)
+    assert header["intra_model"] == header["inter_model"]
+    assert header["inter_model"]["model_id"] == "ssf-small" and len(header["inter_model"]["checkpoint_hash"]) == 32
 
 
 def test_summary_records_averages_config_and_provenance(workspace):
@@ -189,7 +199,7 @@ def test_wrong_or_missing_checkpoint_and_unknown_version(workspace, tmp_path, ca
     body = bytes(header[:-4])
     (future / "sequence.hdr").write_bytes(body + struct.pack("<I", zlib.crc32(body)))
     assert decode(future, tmp_path / "x.yuv", root / "tiny.pt") == 2
-    assert "unknown syntax version 99" in capsys.readouterr().err
+    assert "made by syntax version 99, this decoder reads version" in capsys.readouterr().err
     assert not (tmp_path / "x.yuv").exists()
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vidcodec.bitstream.errors import BitstreamError
-from vidcodec.bitstream.syntax import SequenceHeader
+from vidcodec.bitstream.syntax import ModelRef, SequenceHeader
 from vidcodec.decoder import Decoder
 from vidcodec.encoder import Encoder
 from vidcodec.models.registry import build_model
@@ -21,11 +21,12 @@ def coded():
     codec = build_model("ssf-small", mid_planes=16, latent_planes=16).eval()
     codec.update(force=True)
     header = SequenceHeader(width=160, height=96, bit_depth=8, fps=30.0, num_frames=2, intra_period=8,
-                            model_id="ssf-small", quality=0, checkpoint_hash=bytes(16), pad_multiple=128)
-    encoder = Encoder(codec, header)
+                            intra_model=ModelRef("ssf-small", 0, bytes(16)),
+                            inter_model=ModelRef("ssf-small", 0, bytes(16)), pad_multiple=128)
+    encoder = Encoder(codec, codec, header)
     frames = [torch.rand(1, 3, 96, 160) for _ in range(2)]
     packets = [encoder.encode(poc, x) for poc, x in enumerate(frames)]
-    decoder = Decoder(codec, header, header.write())
+    decoder = Decoder(codec, codec, header, header.write())
     return decoder, packets
 
 

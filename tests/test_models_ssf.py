@@ -25,8 +25,9 @@ def test_default_widths_are_exactly_compressai_ssf2020():
     frames = [torch.rand(1, 3, 128, 128) for _ in range(2)]
     with torch.no_grad():
         expected, actual = reference(frames), ours(frames)
-    for a, b in zip(expected["x_hat"], actual["x_hat"]):
+    for a, b in zip(expected["x_hat"], actual.x_hat):
         assert torch.equal(a, b)
+    assert [set(frame) for frame in actual.likelihoods] == [{"intra"}, {"motion", "residual"}]
 
 
 def test_small_widths_change_only_channel_counts(small_codec):
@@ -42,9 +43,10 @@ def test_intra_and_inter_decode_bit_exactly(small_codec):
     coded0 = small_codec.encode_intra(x0)
     x0_dec = small_codec.decode_intra(coded0.parts, (128, 256), coded0.entropy_hash)
     assert torch.equal(coded0.x_hat, x0_dec)
-    coded1 = small_codec.encode_inter(x1, coded0.x_hat)
-    x1_dec = small_codec.decode_inter(coded1.parts, x0_dec, coded1.entropy_hash)
-    assert torch.equal(coded1.x_hat, x1_dec)
+    state = small_codec.start_state(x0_dec)
+    coded1 = small_codec.encode_inter(x1, small_codec.start_state(coded0.x_hat))
+    x1_dec, next_state = small_codec.decode_inter(coded1.parts, state, (128, 256), coded1.entropy_hash)
+    assert torch.equal(coded1.x_hat, x1_dec) and torch.equal(next_state, coded1.state)
     assert coded1.part_names == ("motion_z", "motion_y", "residual_z", "residual_y")
     assert 0.0 <= x1_dec.min() and x1_dec.max() <= 1.0
 

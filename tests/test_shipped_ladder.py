@@ -35,8 +35,6 @@ def test_shipped_ladder_rate_rises_with_the_rate_point(testsrc2_ladder):
     assert all(a < b for a, b in zip(bpps, bpps[1:])), testsrc2_ladder
 
 
-@pytest.mark.xfail(strict=True, reason="known (README, Shipped models): the P-frame paths of q1..q4 are those of "
-                   "the ladder before the curriculum, and on testsrc2 more bits do not buy P-frame quality yet")
 def test_shipped_ladder_quality_rises_with_the_rate_point(testsrc2_ladder):
     psnrs = [psnr for _, psnr in testsrc2_ladder]
     assert all(a < b for a, b in zip(psnrs, psnrs[1:])), testsrc2_ladder

@@ -54,6 +54,9 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--quality", type=int, help="rate point of shipped/zoo weights")
     weights.add_argument("--checkpoint", help="local checkpoint file")
     parser.add_argument("--pretrained", action="store_true", default=None, help="CompressAI zoo weights (ssf)")
+    parser.add_argument("--intra-model", help="model of the I-frames when not --model's (e.g. an image codec)")
+    parser.add_argument("--intra-quality", type=int, help="shipped rate point of the I-frames' model (default --quality)")
+    parser.add_argument("--intra-checkpoint", help="local checkpoint of the I-frames' model")
     parser.add_argument("--intra-period", type=int, help="I-frame period; -1 = first frame only")
     parser.add_argument("--threads", type=int, dest="num_threads", help="torch threads for coding")
     parser.add_argument("--quant", choices=("sq", "hex", "oct", "d4", "e8"),
@@ -87,6 +90,9 @@ def run_encode(args: argparse.Namespace) -> int:
         "quality": args.quality,
         "checkpoint": args.checkpoint,
         "pretrained": args.pretrained,
+        "intra_model": args.intra_model,
+        "intra_quality": args.intra_quality,
+        "intra_checkpoint": args.intra_checkpoint,
         "intra_period": args.intra_period,
         "num_threads": args.num_threads,
         "quant": args.quant,
@@ -140,6 +146,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stream", type=Path, help="directory written by encode_sequence")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output .yuv or .y4m")
     parser.add_argument("--checkpoint", type=Path, help="weights, when the stream used a local checkpoint")
+    parser.add_argument("--intra-checkpoint", type=Path,
+                        help="weights of the I-frames' model, when the stream names another one than the P-frames'")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -147,7 +155,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
 def run_decode(args: argparse.Namespace) -> int:
     from vidcodec.pipeline import decode_sequence
 
-    num_frames = decode_sequence(args.stream, args.output, args.checkpoint, progress=not args.quiet)
+    num_frames = decode_sequence(args.stream, args.output, args.checkpoint, progress=not args.quiet,
+                                 intra_checkpoint=args.intra_checkpoint)
     print(f"decoded {num_frames} frames to {args.output}")
     return 0
 
@@ -171,8 +180,7 @@ def run_info_command(args: argparse.Namespace) -> int:
     from vidcodec.pipeline import read_stream_header
 
     header, _ = read_stream_header(args.stream)
-    fields = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in vars(header).items()}
-    print(json.dumps(fields, indent=2))
+    print(json.dumps(dataclasses.asdict(header), indent=2, default=lambda value: value.hex()))  # bytes as hex
     return 0
 
 

@@ -9,15 +9,11 @@ from pathlib import Path
 import yaml
 
 from vidcodec.errors import ConfigError
-from vidcodec.latent_shift import DEFAULT_CANDIDATES, SCOPES, ShiftSettings
+from vidcodec.tools import (DEFAULT_CANDIDATES, QUANT_SCOPES, QUANTIZER_LATTICES, QUANTIZERS, SHIFT_SCOPES,
+                            CodingTools, ShiftSettings, roles_mask)
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
-# Quantizer of P-frame residual latents -> lattice (None = scalar rounding). d4 and e8 are
-# experimental: their tables are built by quasi-Monte Carlo and only small scales are lattice-coded.
-QUANTIZER_LATTICES = {"sq": None, "hex": "a2", "oct": "a3*", "d4": "d4", "e8": "e8"}
-QUANTIZERS = tuple(QUANTIZER_LATTICES)
-QUANT_SCOPES = ("residual", "residual+motion", "all")
 MAX_THREADS = 255  # stored in one byte of the sequence header
 
 
@@ -27,12 +23,18 @@ class CodecConfig:
     quality: int | None = 3
     checkpoint: str | None = None
     pretrained: bool = False
+    # The I-frames' model when it is not ``model`` (None: the same model and weights; any intra
+    # codec can start any inter codec, models/interface.py). Weights: intra_checkpoint, else the
+    # shipped intra_quality (default: quality).
+    intra_model: str | None = None
+    intra_quality: int | None = None
+    intra_checkpoint: str | None = None
     intra_period: int = 8
     num_threads: int = 2
     quant: str = "sq"
-    quant_scope: str = "residual"  # QUANT_SCOPES: latents the lattice applies to (ablations)
+    quant_scope: str = "residual"  # tools.QUANT_SCOPES: roles of the latents the lattice codes (ablations)
     latent_shift: bool = False
-    latent_shift_scope: str = "residual"  # latent_shift.SCOPES
+    latent_shift_scope: str = "residual"  # tools.SHIFT_SCOPES
     shift_search: str = "fast"  # brute | fast
     shift_groups: int = 1
     shift_candidates: tuple | None = None  # None = latent_shift.DEFAULT_CANDIDATES
@@ -43,10 +45,14 @@ class CodecConfig:
         from vidcodec.models.registry import MODELS
 
         problems = []
-        if self.model not in MODELS:
-            problems.append(f"model='{self.model}' (expected one of {', '.join(sorted(MODELS))})")
-        if self.quality is not None and not (isinstance(self.quality, int) and 1 <= self.quality <= 9):
-            problems.append(f"quality={self.quality} (expected 1..9)")
+        for key in ("model", "intra_model"):
+            value = getattr(self, key)
+            if value is not None and value not in MODELS:
+                problems.append(f"{key}='{value}' (expected one of {', '.join(sorted(MODELS))})")
+        for key in ("quality", "intra_quality"):
+            value = getattr(self, key)
+            if value is not None and not (isinstance(value, int) and 1 <= value <= 9):
+                problems.append(f"{key}={value} (expected 1..9)")
         if not isinstance(self.intra_period, int) or self.intra_period == 0 or self.intra_period < -1:
             problems.append(f"intra_period={self.intra_period} (expected -1 or >= 1)")
         if not isinstance(self.num_threads, int) or not 1 <= self.num_threads <= MAX_THREADS:
@@ -55,8 +61,9 @@ class CodecConfig:
             problems.append(f"quant='{self.quant}' (expected one of {', '.join(QUANTIZERS)})")
         if self.quant_scope not in QUANT_SCOPES:
             problems.append(f"quant_scope='{self.quant_scope}' (expected one of {', '.join(QUANT_SCOPES)})")
-        if self.latent_shift_scope not in SCOPES:
-            problems.append(f"latent_shift_scope='{self.latent_shift_scope}' (expected one of {', '.join(SCOPES)})")
+        if self.latent_shift_scope not in SHIFT_SCOPES:
+            problems.append(f"latent_shift_scope='{self.latent_shift_scope}' "
+                            f"(expected one of {', '.join(SHIFT_SCOPES)})")
         else:
             try:
                 self.shift_settings_or_default()
@@ -73,13 +80,22 @@ class CodecConfig:
             candidates=DEFAULT_CANDIDATES if self.shift_candidates is None else tuple(self.shift_candidates),
             groups=self.shift_groups,
             search=self.shift_search,
-            scope_mask=SCOPES[self.latent_shift_scope],
+            scope_mask=roles_mask(SHIFT_SCOPES[self.latent_shift_scope]),
             diagnostics=self.shift_diagnostics,
         )
 
     def shift_settings(self) -> ShiftSettings | None:
         """The latent shift to apply, None when latent_shift is off."""
         return self.shift_settings_or_default() if self.latent_shift else None
+
+    @property
+    def separate_intra(self) -> bool:
+        """Whether I-frames have their own model or weights."""
+        return (self.intra_model, self.intra_quality, self.intra_checkpoint) != (None, None, None)
+
+    def coding_tools(self, cache=None) -> CodingTools:
+        return CodingTools(lattice=QUANTIZER_LATTICES[self.quant], quant_roles=QUANT_SCOPES[self.quant_scope],
+                           shift=self.shift_settings(), cache=cache)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,4 +1,4 @@
-"""Decoder: frame files in, frames out; mirrors the encoder's decoded picture buffer."""
+"""Decoder: frame files in, frames out; mirrors the encoder's decoded state."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from vidcodec.bitstream.errors import BitstreamError
 from vidcodec.bitstream.syntax import SequenceHeader, read_frame, sequence_id
 from vidcodec.gop import FrameType, GopScheduler
 from vidcodec.io.color import crop_to
-from vidcodec.models.base import FrameCodec
+from vidcodec.models.interface import FrameCodec
 
 
 def padded_size(size: int, multiple: int) -> int:
@@ -16,13 +16,15 @@ def padded_size(size: int, multiple: int) -> int:
 
 
 class Decoder:
-    def __init__(self, codec: FrameCodec, header: SequenceHeader, header_bytes: bytes) -> None:
-        if codec.pad_multiple != header.pad_multiple:
-            raise BitstreamError(
-                f"sequence.hdr: pad_multiple={header.pad_multiple} but model '{header.model_id}' "
-                f"pads to {codec.pad_multiple}"
-            )
-        self.codec = codec
+    def __init__(self, intra_codec: FrameCodec, inter_codec: FrameCodec, header: SequenceHeader,
+                 header_bytes: bytes) -> None:
+        for codec, model in ((intra_codec, header.intra_model), (inter_codec, header.inter_model)):
+            if header.pad_multiple % codec.pad_multiple:
+                raise BitstreamError(
+                    f"sequence.hdr: pad_multiple={header.pad_multiple} but model '{model.model_id}' "
+                    f"pads to multiples of {codec.pad_multiple}"
+                )
+        self.intra_codec, self.inter_codec = intra_codec, inter_codec
         self.header = header
         self.gop = GopScheduler(header.intra_period)
         self.sequence_id = sequence_id(header_bytes)
@@ -30,7 +32,7 @@ class Decoder:
             padded_size(header.height, header.pad_multiple),
             padded_size(header.width, header.pad_multiple),
         )
-        self._reference: torch.Tensor | None = None
+        self._state: object = None
         self._next_poc = 0
 
     def decode(self, data: bytes, where: str) -> torch.Tensor:
@@ -51,11 +53,14 @@ class Decoder:
             )
         try:
             if plan.frame_type == FrameType.INTRA:
-                x_hat = self.codec.decode_intra(parts, self.padded_shape, frame.entropy_hash, frame.shift_indexes)
+                x_hat = self.intra_codec.decode_intra(parts, self.padded_shape, frame.entropy_hash,
+                                                      frame.shift_indexes)
+                state = self.inter_codec.start_state(x_hat)
             else:
-                x_hat = self.codec.decode_inter(parts, self._reference, frame.entropy_hash, frame.shift_indexes)
+                x_hat, state = self.inter_codec.decode_inter(parts, self._state, self.padded_shape,
+                                                             frame.entropy_hash, frame.shift_indexes)
         except BitstreamError as error:
             raise type(error)(f"{where}: {error}") from None
-        self._reference = x_hat
+        self._state = state
         self._next_poc += 1
         return crop_to(x_hat, self.header.height, self.header.width)

@@ -1,7 +1,8 @@
-"""Encoder: frames in, packets out. Keeps the decoded picture buffer (one reference picture).
+"""Encoder: frames in, packets out. Keeps the inter codec's decoded state (models/interface.py).
 
-The reference for the next frame is the reconstruction built from the *decoded* latents (see
-FrameCodec), so the decoder, fed the same packets, holds the same reference bit for bit.
+The state after each frame is built from the *decoded* latents only, so the decoder, fed the same
+packets, holds the same state bit for bit. I-frames are coded by the intra codec, P-frames by the
+inter codec (the same model, or two: any intra codec starts any inter codec's state).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from vidcodec.bitstream.syntax import FrameHeader, SequenceHeader, sequence_id, write_frame
 from vidcodec.gop import FrameType, GopScheduler
 from vidcodec.io.color import crop_to, pad_to_multiple
-from vidcodec.models.base import FrameCodec
+from vidcodec.models.interface import FrameCodec
 
 
 @dataclass
@@ -29,25 +30,26 @@ class Packet:
 
 
 class Encoder:
-    def __init__(self, codec: FrameCodec, header: SequenceHeader) -> None:
-        self.codec = codec
+    def __init__(self, intra_codec: FrameCodec, inter_codec: FrameCodec, header: SequenceHeader) -> None:
+        self.intra_codec, self.inter_codec = intra_codec, inter_codec
         self.header = header
         self.gop = GopScheduler(header.intra_period)
         self.sequence_id = sequence_id(header.write())
-        self._reference: torch.Tensor | None = None  # padded reconstruction of the previous frame
+        self._state: object = None  # the inter codec's decoded state after the previous frame
 
     def encode(self, poc: int, x: torch.Tensor) -> Packet:
         """x: (1,3,H,W) float32 RGB in [0,1] at the picture size of the sequence header."""
         plan = self.gop.plan(poc)
-        x_padded = pad_to_multiple(x, self.codec.pad_multiple)
+        x_padded = pad_to_multiple(x, self.header.pad_multiple)
         picture_size = (self.header.height, self.header.width)
         if plan.frame_type == FrameType.INTRA:
-            coded = self.codec.encode_intra(x_padded, picture_size)
+            coded = self.intra_codec.encode_intra(x_padded, picture_size)
+            self._state = self.inter_codec.start_state(coded.x_hat)
         else:
-            if self._reference is None:
+            if self._state is None:
                 raise RuntimeError(f"poc {poc} is a P-frame but no reference was coded before it")
-            coded = self.codec.encode_inter(x_padded, self._reference, picture_size)
-        self._reference = coded.x_hat
+            coded = self.inter_codec.encode_inter(x_padded, self._state, picture_size)
+            self._state = coded.state
         frame_type = plan.frame_type.value
         header = FrameHeader(
             poc=poc,

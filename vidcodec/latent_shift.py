@@ -1,11 +1,29 @@
-"""Latent shift (seed 000, section 4): the encoder picks the step rho, the decoder applies it.
+"""Latent shift (seed 000, section 4), in one unit: the entropy gradient the decoder knows for
+free, and the step the encoder picks and signals.
 
-After decoding y_hat, both sides know g = d/dy [-log P(y_hat)] (vidcodec/shift.py). The decoder
-reconstructs from y_hat + rho * g, where rho is one of a few candidate steps signalled by index in
-the frame header (the candidates are in the sequence header). The encoder picks the index whose
-finished frame has the lowest MSE on the picture (padding excluded). The candidates must hold 0.0
-and ties go to the lower MSE found first, starting from rho = 0, so the shift never makes the
-measured distortion worse at the same latent bits.
+The gradient. After decoding y_hat with its hyperprior parameters (mu, sigma), the decoder can evaluate
+g = d/dy [-log P(y)] at y_hat, where P is the *discretized* Gaussian the entropy coder used:
+
+    P(y) = Phi((y - mu + 1/2) / sigma) - Phi((y - mu - 1/2) / sigma).
+
+We use this form (not the continuous density) because it is the likelihood the rate is actually
+measured with; the continuous density's gradient (y - mu) / sigma^2 is its large-|y - mu| limit.
+
+    g = -(phi(a) - phi(b)) / (sigma * P),   a = (y - mu + 1/2) / sigma,  b = (y - mu - 1/2) / sigma.
+
+Evaluated in log space with the tail reflected to the side where Phi is not close to 1, so it
+stays finite where P underflows in float32/float64.
+
+Lattice-coded latents (quant/) are not on the integer grid, and the likelihood the coder used is a
+v-dimensional cell integral; for them we use the product of the continuous Gaussian densities,
+g = (y - mu) / sigma^2 (``entropy_gradient_density``): the large-|y - mu| limit of both forms, in
+closed form, and a function of each coordinate alone so the decoder needs no lattice integrals.
+
+The step. The decoder reconstructs from y_hat + rho * g, where rho is one of a few candidate steps
+signalled by index in the frame header (the candidates are in the sequence header). The encoder
+picks the index whose finished frame has the lowest MSE on the picture (padding excluded). The
+candidates must hold 0.0 and ties go to the lower MSE found first, starting from rho = 0, so the
+shift never makes the measured distortion worse at the same latent bits.
 
 With ``groups`` > 1 the latent's channels are split into that many contiguous groups, each with its
 own signalled index (beyond the paper).
@@ -21,13 +39,12 @@ Searches:
   jvp    as fast, with d_k = J g_k from a forward-mode Jacobian-vector product (the exact tangent;
          slower on CPU than a secant synthesis, kept for comparison).
 
-Why the candidates are what they are: on the shipped ssf-small models (held-out sequences, a sweep
-of rho) the MSE-optimal step lies between 0.005 and 0.03 with the PSNR falling off quickly beyond
-0.1; steps are positive because the KKT conditions make the distortion gradient point against g.
+Settings (candidates and why, groups, roles): tools.ShiftSettings.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -35,55 +52,42 @@ import numpy as np
 import torch
 
 from vidcodec.errors import ConfigError
+from vidcodec.tools import ShiftSettings
 
-DEFAULT_CANDIDATES = (0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.045, 0.07)
-SEARCHES = ("brute", "fast", "jvp")
-# Bits of the sequence header's latent_shift mask.
-SCOPE_RESIDUAL = 1
-SCOPE_INTRA = 2
-SCOPES = {"residual": SCOPE_RESIDUAL, "residual+intra": SCOPE_RESIDUAL | SCOPE_INTRA}
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
-def as_float32(values) -> tuple[float, ...]:
-    """Steps as the header stores them (float32), so encoder and decoder multiply the same numbers."""
-    return tuple(float(v) for v in np.asarray(values, dtype=np.float32))
+def entropy_gradient_gaussian(y_hat: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """d/dy [-log P(y)] at y_hat for the discretized Gaussian; all tensors broadcastable, float."""
+    u = (y_hat - mu).to(torch.float64)
+    s = sigma.to(torch.float64)
+    # Reflect to u <= 0: P is symmetric in u, the gradient antisymmetric.
+    sign = torch.where(u > 0, -1.0, 1.0).to(torch.float64)
+    u = u * sign
+    a = (u + 0.5) / s  # upper limit, a > b
+    b = (u - 0.5) / s
+    log_cdf_a = torch.special.log_ndtr(a)
+    log_cdf_b = torch.special.log_ndtr(b)
+    # log P = log(Phi(a) - Phi(b)) = log Phi(a) + log(1 - exp(log Phi(b) - log Phi(a)))
+    log_p = log_cdf_a + torch.log(-torch.expm1(log_cdf_b - log_cdf_a))
+    log_phi_a = -0.5 * a * a - _LOG_SQRT_2PI
+    log_phi_b = -0.5 * b * b - _LOG_SQRT_2PI
+    gradient = -(torch.exp(log_phi_a - log_p) - torch.exp(log_phi_b - log_p)) / s
+    return (gradient * sign).to(y_hat.dtype)
 
 
-@dataclass(frozen=True)
-class ShiftSettings:
-    candidates: tuple[float, ...] = DEFAULT_CANDIDATES
-    groups: int = 1
-    search: str = "fast"
-    scope_mask: int = SCOPE_RESIDUAL
-    diagnostics: bool = False  # encoder-side: also measure corr(g, grad D) (one backward pass)
+def entropy_gradient_density(y_hat: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """d/dy [-log N(y; mu, sigma^2)] = (y - mu) / sigma^2 at y_hat (for lattice-coded latents)."""
+    u = (y_hat - mu).to(torch.float64)
+    return (u / sigma.to(torch.float64) ** 2).to(y_hat.dtype)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "candidates", as_float32(self.candidates))
-        problems = []
-        if 0.0 not in self.candidates:
-            problems.append("the candidates must include 0.0 (so the shift can never hurt)")
-        if not 2 <= len(self.candidates) <= 255 or len(set(self.candidates)) != len(self.candidates):
-            problems.append(f"{len(self.candidates)} candidates (expected 2..255 distinct values)")
-        if not all(np.isfinite(self.candidates)):
-            problems.append("non-finite candidate")
-        if not 1 <= self.groups <= 255:
-            problems.append(f"groups={self.groups} (expected 1..255)")
-        if self.search not in SEARCHES:
-            problems.append(f"search='{self.search}' (expected one of {', '.join(SEARCHES)})")
-        if self.scope_mask not in SCOPES.values():
-            problems.append(f"scope mask {self.scope_mask}")
-        if problems:
-            raise ConfigError("invalid latent shift settings: " + "; ".join(problems))
 
-    @property
-    def zero_index(self) -> int:
-        return self.candidates.index(0.0)
-
-    @property
-    def probe_index(self) -> int:
-        """The fast search's secant probe: the middle one of the non-zero candidates by value."""
-        nonzero = sorted((rho, index) for index, rho in enumerate(self.candidates) if rho != 0.0)
-        return nonzero[len(nonzero) // 2][1]
+def entropy_gradient(y_hat: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, lattice_coded: bool) -> torch.Tensor:
+    """g = d/dy [-log P(y_hat)] under the likelihood y was coded with: the discretized Gaussian
+    for rounded latents, the continuous density for lattice-coded ones."""
+    if lattice_coded:
+        return entropy_gradient_density(y_hat, mu, sigma)
+    return entropy_gradient_gaussian(y_hat, mu, sigma)
 
 
 def group_slices(channels: int, groups: int) -> list[slice]:

@@ -14,6 +14,7 @@ an interrupted run never leaves a directory that looks complete.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -25,21 +26,52 @@ from typing import Iterator
 import torch
 
 from vidcodec.bitstream.errors import BitstreamError
-from vidcodec.bitstream.syntax import SequenceHeader, frame_file_name
-from vidcodec.config import QUANT_SCOPES, QUANTIZER_LATTICES, CodecConfig
+from vidcodec.bitstream.syntax import ModelRef, SequenceHeader, frame_file_name
+from vidcodec.config import CodecConfig
 from vidcodec.decoder import Decoder
-from vidcodec.entropy.lattice_coder import coding_parameters
 from vidcodec.encoder import Encoder
+from vidcodec.entropy.lattice_coder import coding_parameters
 from vidcodec.errors import CheckpointError, ConfigError, OutputError, VidcodecError
 from vidcodec.io.color import rgb_to_yuv420, yuv420_to_rgb
-from vidcodec.latent_shift import ShiftSettings
 from vidcodec.io.yuv import SequenceGeometry, YuvReader, YuvWriter, check_frame_count
-from vidcodec.metrics import bpp, ms_ssim_rgb, psnr_planes_db, psnr_rgb_db
 from vidcodec.models.registry import LoadedModel, load_model, shipped_checkpoint_path
-from vidcodec.rd_log import frame_record, summarize
+from vidcodec.rd_log import measured_frame_record, summarize, write_rd_files
+from vidcodec.tools import QUANT_SCOPES, QUANTIZER_LATTICES, CodingTools, ShiftSettings
 
 HEADER_NAME = "sequence.hdr"
 FRAMES_DIR = "frames"
+
+
+@dataclass
+class CodecModels:
+    """The models of a stream: I-frames by ``intra``, P-frames by ``inter`` (often one and the same)."""
+
+    intra: LoadedModel
+    inter: LoadedModel
+
+    @classmethod
+    def single(cls, model: LoadedModel) -> "CodecModels":
+        return cls(model, model)
+
+    @property
+    def pad_multiple(self) -> int:
+        return math.lcm(self.intra.codec.pad_multiple, self.inter.codec.pad_multiple)
+
+    def attach_tools(self, tools: CodingTools) -> None:
+        for model in {id(self.intra): self.intra, id(self.inter): self.inter}.values():
+            model.codec.attach_tools(tools)
+
+
+def load_models(config: CodecConfig) -> CodecModels:
+    """The inter model (and the weights) of ``config``, and its intra model (the same one unless
+    intra_model / intra_quality / intra_checkpoint say otherwise)."""
+    inter = load_model(config.model, config.quality, config.checkpoint, config.pretrained)
+    if not config.separate_intra:
+        return CodecModels.single(inter)
+    quality = None if config.intra_checkpoint else (config.intra_quality or config.quality)
+    intra = load_model(config.intra_model or config.model, quality, config.intra_checkpoint,
+                       config.pretrained and not config.intra_checkpoint)
+    return CodecModels(intra, inter)
 
 
 @dataclass
@@ -87,19 +119,19 @@ def encode_sequence(
     recon_path: Path | None = None,
     force: bool = False,
     progress: bool = True,
-    model: LoadedModel | None = None,
+    models: CodecModels | None = None,
     run_info: dict | None = None,
 ) -> EncodeResult:
-    """Encode ``num_frames`` frames of ``reader`` into ``out_dir`` (see module docstring)."""
+    """Encode ``num_frames`` frames of ``reader`` into ``out_dir`` (see module docstring);
+    ``models``: already loaded models (default: load_models(config))."""
     geometry = reader.geometry
     num_frames = check_frame_count(num_frames, reader.num_frames, reader.path)
     torch.set_num_threads(config.num_threads)
-    if model is None:
-        model = load_model(config.model, config.quality, config.checkpoint, config.pretrained)
+    if models is None:
+        models = load_models(config)
     lattice_name = QUANTIZER_LATTICES[config.quant]
-    model.codec.set_residual_quantizer(lattice_name, scope=config.quant_scope)
+    models.attach_tools(config.coding_tools())
     shift = config.shift_settings()
-    model.codec.set_latent_shift(shift)
     header = SequenceHeader(
         width=geometry.width,
         height=geometry.height,
@@ -107,10 +139,9 @@ def encode_sequence(
         fps=geometry.fps,
         num_frames=num_frames,
         intra_period=config.intra_period,
-        model_id=model.model_id,
-        quality=model.quality,
-        checkpoint_hash=model.checkpoint_hash,
-        pad_multiple=model.codec.pad_multiple,
+        intra_model=_model_ref(models.intra),
+        inter_model=_model_ref(models.inter),
+        pad_multiple=models.pad_multiple,
         quantizer=config.quant,
         quant_params=coding_parameters(lattice_name, config.quant_scope) if lattice_name else b"",
         latent_shift=shift.scope_mask if shift else 0,
@@ -119,8 +150,8 @@ def encode_sequence(
         num_threads=config.num_threads,
     )
     header_bytes = header.write()
-    encoder = Encoder(model.codec, header)
-    verifier = Decoder(model.codec, header, header_bytes) if config.verify else None
+    encoder = Encoder(models.intra.codec, models.inter.codec, header)
+    verifier = Decoder(models.intra.codec, models.inter.codec, header, header_bytes) if config.verify else None
     records: list[dict] = []
     with staged_output(out_dir, force) as staging, _optional_writer(recon_path, geometry) as recon:
         (staging / FRAMES_DIR).mkdir()
@@ -147,16 +178,16 @@ def encode_sequence(
             frame_hat = rgb_to_yuv420(packet.x_hat, geometry.bit_depth)
             if recon is not None:
                 recon.write_frame(frame_hat)
-            bits = 8 * frame_path.stat().st_size  # what a decoder reads, headers included
-            record = frame_record(
+            record = measured_frame_record(
                 poc=poc,
                 frame_type=packet.frame_type,
-                bits=bits,
+                bits=8 * frame_path.stat().st_size,  # what a decoder reads, headers included
                 part_bits=packet.part_bits,
-                bpp=bpp(bits, geometry.width, geometry.height),
-                psnr_rgb=psnr_rgb_db(x, packet.x_hat),
-                planes=psnr_planes_db(frame, frame_hat, geometry.bit_depth),
-                ms_ssim_rgb=ms_ssim_rgb(x, packet.x_hat),
+                frame=frame,
+                frame_hat=frame_hat,
+                bit_depth=geometry.bit_depth,
+                x=x,
+                x_hat=packet.x_hat,
                 enc_s=enc_s,
                 dec_s=dec_s,
                 quantizer=config.quant,
@@ -165,10 +196,10 @@ def encode_sequence(
             records.append(record)
             _update_bar(bar, records)
         bar.close()
-        with open(staging / "rd.jsonl", "w") as log:
-            for record in records:
-                log.write(json.dumps(record) + "\n")
-        summary = summarize(records, config=config.to_dict(), model=_model_info(model), sequence={
+        model_info = _model_info(models.inter)
+        if models.intra is not models.inter:
+            model_info["intra"] = _model_info(models.intra)
+        summary = summarize(records, config=config.to_dict(), model=model_info, sequence={
             "path": str(reader.path),
             "width": geometry.width,
             "height": geometry.height,
@@ -176,8 +207,12 @@ def encode_sequence(
             "fps": geometry.fps,
             "frames": num_frames,
         }, run_info=run_info or {})
-        (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_rd_files(staging, records, summary)
     return EncodeResult(Path(out_dir), records, summary)
+
+
+def _model_ref(model: LoadedModel) -> ModelRef:
+    return ModelRef(model.model_id, model.quality, model.checkpoint_hash)
 
 
 def _model_info(model: LoadedModel) -> dict:
@@ -237,30 +272,45 @@ def read_stream_header(stream_dir: Path) -> tuple[SequenceHeader, bytes]:
     return SequenceHeader.read(data, str(path)), data
 
 
-def load_model_for_stream(header: SequenceHeader, checkpoint: Path | None) -> LoadedModel:
-    """Find the weights a stream was encoded with and check them against its checkpoint hash."""
+def load_model_for_stream(ref: ModelRef, checkpoint: Path | None) -> LoadedModel:
+    """Find the weights a stream names (``ref``) and check them against its checkpoint hash."""
     if checkpoint is not None:
-        model = load_model(header.model_id, checkpoint=checkpoint)
-    elif header.quality and shipped_checkpoint_path(header.model_id, header.quality).is_file():
-        model = load_model(header.model_id, quality=header.quality)
-    elif header.quality and header.model_id == "ssf":
-        model = load_model(header.model_id, quality=header.quality, pretrained=True)
+        model = load_model(ref.model_id, checkpoint=checkpoint)
+    elif ref.quality and shipped_checkpoint_path(ref.model_id, ref.quality).is_file():
+        model = load_model(ref.model_id, quality=ref.quality)
+    elif ref.quality and ref.model_id == "ssf":
+        model = load_model(ref.model_id, quality=ref.quality, pretrained=True)
     else:
         raise CheckpointError(
-            f"the stream was encoded with a custom checkpoint of model '{header.model_id}' "
-            f"(hash {header.checkpoint_hash.hex()}); pass --checkpoint PATH"
+            f"the stream was encoded with a custom checkpoint of model '{ref.model_id}' "
+            f"(hash {ref.checkpoint_hash.hex()}); pass --checkpoint PATH"
         )
-    if model.checkpoint_hash != header.checkpoint_hash:
+    if model.checkpoint_hash != ref.checkpoint_hash:
         raise CheckpointError(
-            f"wrong weights: the stream needs model '{header.model_id}' with checkpoint hash "
-            f"{header.checkpoint_hash.hex()}, but {model.source} has {model.checkpoint_hash.hex()}; "
+            f"wrong weights: the stream needs model '{ref.model_id}' with checkpoint hash "
+            f"{ref.checkpoint_hash.hex()}, but {model.source} has {model.checkpoint_hash.hex()}; "
             "pass --checkpoint with the file used for encoding"
         )
     return model
 
 
-def configure_quantizer(model: LoadedModel, header: SequenceHeader) -> None:
-    """Set the stream's quantizer on the model, refusing tables this build cannot reproduce."""
+def load_models_for_stream(header: SequenceHeader, checkpoint: Path | None = None,
+                           intra_checkpoint: Path | None = None) -> CodecModels:
+    """The stream's inter model (weights: ``checkpoint``) and intra model (``intra_checkpoint``;
+    the inter model itself when the header names the same weights)."""
+    inter = load_model_for_stream(header.inter_model, checkpoint)
+    if header.intra_model == header.inter_model and intra_checkpoint is None:
+        return CodecModels.single(inter)
+    try:
+        intra = load_model_for_stream(header.intra_model, intra_checkpoint)
+    except CheckpointError as error:
+        raise CheckpointError(f"I-frames: {error} (for the intra model: --intra-checkpoint PATH)") from None
+    return CodecModels(intra, inter)
+
+
+def stream_tools(header: SequenceHeader) -> CodingTools:
+    """The coding tools the stream was made with (quantizer, latent shift), refusing tables this
+    build cannot reproduce."""
     if header.quantizer not in QUANTIZER_LATTICES:
         raise BitstreamError(f"sequence.hdr: unknown quantizer '{header.quantizer}' "
                              f"(this decoder knows {', '.join(QUANTIZER_LATTICES)})")
@@ -277,21 +327,14 @@ def configure_quantizer(model: LoadedModel, header: SequenceHeader) -> None:
             f"sequence.hdr: the stream's lattice table parameters {header.quant_params!r} differ from "
             f"this decoder's {expected!r}; decode with the vidcodec release that encoded it"
         )
-    model.codec.set_residual_quantizer(lattice_name, scope=scope)
-
-
-def configure_latent_shift(model: LoadedModel, header: SequenceHeader) -> None:
-    """Apply the stream's latent shift (scope, groups, candidate steps) to the model."""
-    if not header.latent_shift:
-        model.codec.set_latent_shift(None)
-        return
-    try:
-        settings = ShiftSettings(
-            candidates=header.shift_candidates, groups=header.shift_groups, scope_mask=header.latent_shift
-        )
-    except ConfigError as error:
-        raise BitstreamError(f"sequence.hdr: {error}") from None
-    model.codec.set_latent_shift(settings)
+    shift = None
+    if header.latent_shift:
+        try:
+            shift = ShiftSettings(candidates=header.shift_candidates, groups=header.shift_groups,
+                                  scope_mask=header.latent_shift)
+        except ConfigError as error:
+            raise BitstreamError(f"sequence.hdr: {error}") from None
+    return CodingTools(lattice=lattice_name, quant_roles=QUANT_SCOPES.get(scope, frozenset()), shift=shift)
 
 
 def decode_sequence(
@@ -299,15 +342,17 @@ def decode_sequence(
     output_path: Path,
     checkpoint: Path | None = None,
     progress: bool = True,
+    intra_checkpoint: Path | None = None,
 ) -> int:
-    """Decode all frames of ``stream_dir`` into ``output_path`` (.yuv raw or .y4m); returns the frame count."""
+    """Decode all frames of ``stream_dir`` into ``output_path`` (.yuv raw or .y4m); returns the
+    frame count. ``checkpoint`` / ``intra_checkpoint``: weights of custom (not shipped) models."""
     stream_dir = Path(stream_dir)
     header, header_bytes = read_stream_header(stream_dir)
     torch.set_num_threads(header.num_threads)
-    model = load_model_for_stream(header, checkpoint)
-    configure_quantizer(model, header)
-    configure_latent_shift(model, header)
-    decoder = Decoder(model.codec, header, header_bytes)
+    tools = stream_tools(header)
+    models = load_models_for_stream(header, checkpoint, intra_checkpoint)
+    models.attach_tools(tools)
+    decoder = Decoder(models.intra.codec, models.inter.codec, header, header_bytes)
     geometry = SequenceGeometry(header.width, header.height, header.bit_depth, header.fps)
     bar = _progress_bar(header.num_frames, f"decode {stream_dir.name}", progress)
     with _optional_writer(Path(output_path), geometry) as writer:

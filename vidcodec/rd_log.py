@@ -1,11 +1,13 @@
 """Per-frame rate-distortion records (rd.jsonl) and their summary (summary.json).
 
-Schema of one rd.jsonl line (RD_LOG_VERSION 2):
+Schema of one rd.jsonl line (RD_LOG_VERSION 3; 2 had no contextual columns):
     poc, frame_type ("I" | "P"),
     bits            8 x the frame file size (everything the decoder reads for the frame),
     bits_header     bits - sum of the entropy-coded parts (frame header and CRC),
-    bits_intra_y, bits_intra_z, bits_motion_y, bits_motion_z, bits_residual_y, bits_residual_z
-                    entropy-coded bits per part (0 for parts the frame type does not have),
+    bits_intra_y, bits_intra_z, bits_motion_y, bits_motion_z, bits_residual_y, bits_residual_z,
+    bits_contextual_y, bits_contextual_z
+                    entropy-coded bits per part, named by the latent's role (tools.ROLES); 0 for
+                    parts the frame type or model family does not have,
     bpp             bits / (W x H) of the original picture (not the padded one),
     psnr_rgb        dB, RGB in [0,1]: original (YUV->RGB) vs reconstruction before YUV rounding,
     psnr_y, psnr_u, psnr_v, psnr_yuv ((6Y+U+V)/8)
@@ -22,13 +24,18 @@ Schema of one rd.jsonl line (RD_LOG_VERSION 2):
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
-RD_LOG_VERSION = 2
-PART_NAMES = ("intra_y", "intra_z", "motion_y", "motion_z", "residual_y", "residual_z")
+from vidcodec.metrics import bpp, ms_ssim_rgb, psnr_planes_db, psnr_rgb_db
+from vidcodec.tools import ROLES
+
+RD_LOG_VERSION = 3
+# A codec names its parts "<role>_y" and "<role>_z" (models/interface.py).
+PART_NAMES = tuple(f"{role}_{latent}" for role in ROLES for latent in ("y", "z"))
 AVERAGED_FIELDS = (
     "bits", "bpp", "psnr_rgb", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ms_ssim_rgb", "enc_s", "dec_s",
     "shift_gain_db", "shift_corr",
@@ -79,6 +86,28 @@ def frame_record(
         record["shift_gain_db"] = shift.gain_db
         record["shift_corr"] = shift.gradient_correlation
     return record
+
+
+def measured_frame_record(*, poc: int, frame_type: str, bits: int, part_bits: dict[str, int], frame, frame_hat,
+                          bit_depth: int, x, x_hat, enc_s: float, dec_s: float | None, quantizer: str,
+                          shift=None) -> dict:
+    """frame_record of a coded frame, its metrics measured: ``frame`` / ``frame_hat`` the original
+    and written YuvFrames, ``x`` / ``x_hat`` (1,3,H,W) RGB in [0,1] (the reconstruction before YUV
+    rounding where the codec has one). The same for vidcodec and anchor codecs."""
+    height, width = frame.y.shape[-2:]
+    return frame_record(
+        poc=poc, frame_type=frame_type, bits=bits, part_bits=part_bits, bpp=bpp(bits, width, height),
+        psnr_rgb=psnr_rgb_db(x, x_hat), planes=psnr_planes_db(frame, frame_hat, bit_depth),
+        ms_ssim_rgb=ms_ssim_rgb(x, x_hat), enc_s=enc_s, dec_s=dec_s, quantizer=quantizer, shift=shift,
+    )
+
+
+def write_rd_files(directory: Path, records: list[dict], summary: dict) -> None:
+    """rd.jsonl (one record a line) and summary.json into ``directory``."""
+    with open(Path(directory) / "rd.jsonl", "w") as log:
+        for record in records:
+            log.write(json.dumps(record) + "\n")
+    (Path(directory) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def _average(records: list[dict]) -> dict:

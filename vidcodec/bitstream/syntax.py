@@ -13,13 +13,17 @@ Layout (all integers little-endian):
     fps_num, fps_den u32 u32
     num_frames       u32
     intra_period     i32      -1 = only the first frame is intra
-    model_id         u8 length + ASCII
-    quality          u8       shipped rate point, 0 = custom checkpoint
-    checkpoint_hash  16 bytes sha256 prefix of the model's state dict (see models.registry)
-    pad_multiple     u16      the model's size multiple (frames are padded by edge replication)
+    intra model      the model coding I-frames, as:
+      model_id         u8 length + ASCII
+      quality          u8       shipped rate point, 0 = custom checkpoint
+      checkpoint_hash  16 bytes sha256 prefix of the model's state dict (see models.registry)
+    inter model      the model coding P-frames, the same three fields (often the same model)
+    pad_multiple     u16      frames are padded to multiples of it by edge replication (a multiple
+                              of both models' own)
     quantizer        u8 length + ASCII ("sq" for scalar rounding)
     quant_params     u16 length + bytes (opaque to this module, owned by the quantizer)
-    latent_shift     u8       bit mask of shifted latents: 1 = P-frame residual y, 2 = I-frame y; 0 = off
+    latent_shift     u8       bit mask of the roles of shifted latents (tools.ROLE_BITS): 1 = residual,
+                              2 = intra, 4 = motion, 8 = contextual; 0 = off
     shift_groups     u8       channel groups with their own step (1 = one step per latent)
     shift_candidates u8 count + f32 x count: the steps rho an index may select (latent_shift.py)
     num_threads      u8       torch intra-op threads used for coding; the decoder must use the same
@@ -40,6 +44,9 @@ Layout (all integers little-endian):
     crc32            u32      over everything before it
 
 Bytes are untrusted: reading never asserts, it raises BitstreamError naming the file and field.
+
+Versions: 2 named one model; 3 (codec interface) names an intra and an inter model and widens the
+latent_shift mask to four roles. Frame files are the same in both.
 """
 
 from __future__ import annotations
@@ -55,11 +62,12 @@ from vidcodec.bitstream.errors import BitstreamError
 
 SEQUENCE_MAGIC = b"VIDC"
 FRAME_SYNC = b"VF"
-SYNTAX_VERSION = 2
+SYNTAX_VERSION = 3
 CHROMA_FORMAT_420 = 1
 FRAME_TYPE_CODES = {"I": 0, "P": 1}
 MAX_PARTS = 16
 MAX_SHIFT_CANDIDATES = 255
+MAX_SHIFT_MASK = 15  # four roles (tools.ROLE_BITS)
 # A frame part larger than this cannot come from any supported picture size; refusing early keeps a
 # corrupted length field from making us allocate or wait on gigabytes.
 MAX_PART_BYTES = 1 << 30
@@ -105,6 +113,28 @@ def _check_crc(data: bytes, where: str) -> bytes:
 
 
 @dataclass(frozen=True)
+class ModelRef:
+    """Which weights code a frame type: model id, shipped rate point (0 = custom checkpoint), and the
+    16-byte hash of the state dict (models.registry.state_dict_hash)."""
+
+    model_id: str
+    quality: int
+    checkpoint_hash: bytes
+
+    def write(self) -> bytes:
+        model_id = self.model_id.encode("ascii")
+        return struct.pack("<B", len(model_id)) + model_id + struct.pack("<B", self.quality) + self.checkpoint_hash
+
+    @classmethod
+    def read(cls, reader: "_ByteReader", which: str) -> "ModelRef":
+        return cls(
+            model_id=reader.text("B", f"{which} model_id"),
+            quality=reader.unpack("B", f"{which} quality"),
+            checkpoint_hash=reader.take(16, f"{which} checkpoint_hash"),
+        )
+
+
+@dataclass(frozen=True)
 class SequenceHeader:
     width: int
     height: int
@@ -112,9 +142,8 @@ class SequenceHeader:
     fps: float
     num_frames: int
     intra_period: int
-    model_id: str
-    quality: int
-    checkpoint_hash: bytes  # 16 bytes
+    intra_model: ModelRef
+    inter_model: ModelRef
     pad_multiple: int
     quantizer: str = "sq"
     quant_params: bytes = b""
@@ -128,15 +157,13 @@ class SequenceHeader:
 
     def write(self) -> bytes:
         fps = self.fps_fraction()
-        model_id = self.model_id.encode("ascii")
         quantizer = self.quantizer.encode("ascii")
         fields = b"".join(
             [
                 struct.pack("<HHBB", self.width, self.height, self.bit_depth, CHROMA_FORMAT_420),
                 struct.pack("<IIIi", fps.numerator, fps.denominator, self.num_frames, self.intra_period),
-                struct.pack("<B", len(model_id)) + model_id,
-                struct.pack("<B", self.quality),
-                self.checkpoint_hash,
+                self.intra_model.write(),
+                self.inter_model.write(),
                 struct.pack("<H", self.pad_multiple),
                 struct.pack("<B", len(quantizer)) + quantizer,
                 struct.pack("<H", len(self.quant_params)) + self.quant_params,
@@ -157,8 +184,8 @@ class SequenceHeader:
         version = reader.unpack("H", "syntax_version")
         if version != SYNTAX_VERSION:
             raise BitstreamError(
-                f"{where}: unknown syntax version {version} (this decoder reads version "
-                f"{SYNTAX_VERSION}); decode it with the vidcodec release that wrote it"
+                f"{where}: made by syntax version {version}, this decoder reads version {SYNTAX_VERSION}; "
+                "decode it with the vidcodec release that wrote it"
             )
         body = _check_crc(data, where)
         reader = _ByteReader(body, where)
@@ -174,9 +201,8 @@ class SequenceHeader:
         fps_den = reader.unpack("I", "fps_den")
         num_frames = reader.unpack("I", "num_frames")
         intra_period = reader.unpack("i", "intra_period")
-        model_id = reader.text("B", "model_id")
-        quality = reader.unpack("B", "quality")
-        checkpoint_hash = reader.take(16, "checkpoint_hash")
+        intra_model = ModelRef.read(reader, "intra")
+        inter_model = ModelRef.read(reader, "inter")
         pad_multiple = reader.unpack("H", "pad_multiple")
         quantizer = reader.text("B", "quantizer")
         quant_params = reader.take(reader.unpack("H", "quant_params length"), "quant_params")
@@ -198,9 +224,9 @@ class SequenceHeader:
             problems.append(f"intra_period={intra_period} (expected -1 or >= 1)")
         if pad_multiple < 1 or num_threads < 1:
             problems.append(f"pad_multiple={pad_multiple}, num_threads={num_threads} (expected >= 1)")
-        if latent_shift > 3 or shift_groups < 1 or (latent_shift and not shift_candidates):
-            problems.append(f"latent_shift={latent_shift}, shift_groups={shift_groups}, "
-                            f"{num_candidates} shift candidates (expected mask 0..3, >= 1 group, candidates when on)")
+        if latent_shift > MAX_SHIFT_MASK or shift_groups < 1 or (latent_shift and not shift_candidates):
+            problems.append(f"latent_shift={latent_shift}, shift_groups={shift_groups}, {num_candidates} shift "
+                            f"candidates (expected mask 0..{MAX_SHIFT_MASK}, >= 1 group, candidates when on)")
         if not all(math.isfinite(rho) for rho in shift_candidates):
             problems.append("shift_candidates hold a non-finite value")
         if problems:
@@ -212,9 +238,8 @@ class SequenceHeader:
             fps=fps_num / fps_den,
             num_frames=num_frames,
             intra_period=intra_period,
-            model_id=model_id,
-            quality=quality,
-            checkpoint_hash=checkpoint_hash,
+            intra_model=intra_model,
+            inter_model=inter_model,
             pad_multiple=pad_multiple,
             quantizer=quantizer,
             quant_params=quant_params,

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vidcodec.shift import entropy_gradient_density, entropy_gradient_gaussian
-
 
 @dataclass
 class EntropyParameters:
@@ -54,12 +52,6 @@ class HyperpriorCoder:
     def table_digest(self, scale_indexes: torch.Tensor) -> bytes:
         """Hash of the lattice tables y will be coded with (known from the scale indexes alone)."""
         return self.y_coder.table_digest(scale_indexes) if self.y_coder is not None else b""
-
-    def entropy_gradient(self, y_hat: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """g = d/dy [-log P(y_hat)] under the likelihood y was coded with (latent shift, shift.py)."""
-        if self.y_coder is not None:
-            return entropy_gradient_density(y_hat, mu, sigma)
-        return entropy_gradient_gaussian(y_hat, mu, sigma)
 
     def _entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         hp = self.hyperprior

@@ -40,9 +40,8 @@ import numpy as np
 from vidcodec.errors import ConfigError, VidcodecError
 from vidcodec.io.color import yuv420_to_rgb
 from vidcodec.io.yuv import YuvFrame, YuvReader, check_frame_count
-from vidcodec.metrics import bpp, ms_ssim_rgb, psnr_planes_db, psnr_rgb_db
 from vidcodec.pipeline import EncodeResult, staged_output  # same staging and --force rules
-from vidcodec.rd_log import frame_record, summarize
+from vidcodec.rd_log import measured_frame_record, summarize, write_rd_files
 
 ENCODER_THREADS = 1
 # SVT-AV1 presets: lower = slower. Measured here (416x240, one thread): x264 medium 2-4 ms/frame,
@@ -239,17 +238,13 @@ def encode_anchor(
             frame = reader.read_frame(poc)
             x, x_hat = yuv420_to_rgb(frame, geometry.bit_depth), yuv420_to_rgb(frame_hat, geometry.bit_depth)
             bits = 8 * packet_sizes[poc]
-            records.append(frame_record(
-                poc=poc, frame_type="I" if key_flags[poc] else "P", bits=bits, part_bits={},
-                bpp=bpp(bits, geometry.width, geometry.height), psnr_rgb=psnr_rgb_db(x, x_hat),
-                planes=psnr_planes_db(frame, frame_hat, geometry.bit_depth), ms_ssim_rgb=ms_ssim_rgb(x, x_hat),
-                enc_s=enc_times[poc], dec_s=dec_s, quantizer=codec_name,
+            records.append(measured_frame_record(
+                poc=poc, frame_type="I" if key_flags[poc] else "P", bits=bits, part_bits={}, frame=frame,
+                frame_hat=frame_hat, bit_depth=geometry.bit_depth, x=x, x_hat=x_hat, enc_s=enc_times[poc],
+                dec_s=dec_s, quantizer=codec_name,
             ))
         if len(records) != num_frames:
             raise VidcodecError(f"{stream_path.name} decoded to {len(records)} frames, expected {num_frames}")
-        with open(staging / "rd.jsonl", "w") as log:
-            for record in records:
-                log.write(json.dumps(record) + "\n")
         config = {"codec": codec_name, "encoder": codec.encoder, "quality": quality, "crf": crf,
                   "intra_period": intra_period, "threads": ENCODER_THREADS, "pix_fmt": pix_fmt,
                   "options": all_options, "stream_file": stream_path.name,
@@ -258,7 +253,7 @@ def encode_anchor(
                     "bit_depth": geometry.bit_depth, "fps": geometry.fps, "frames": num_frames}
         summary = summarize(records, config=config, model={"id": codec_name, "library": library_version(codec_name)},
                             sequence=sequence, run_info=run_info or {})
-        (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_rd_files(staging, records, summary)
     return EncodeResult(Path(out_dir), records, summary)
 
 

@@ -29,6 +29,7 @@ from compressai.entropy_models import GaussianConditional
 from compressai.models.base import get_scale_table
 
 from vidcodec.errors import CheckpointError
+from vidcodec.models.interface import FrameCodec
 from vidcodec.models.ssf import ScaleSpaceFlowCodec
 
 CHECKPOINT_FORMAT = "vidcodec-checkpoint"
@@ -41,12 +42,15 @@ DERIVED_BUFFER_SUFFIXES = tuple(
 
 @dataclass(frozen=True)
 class ModelSpec:
-    builder: Callable[..., ScaleSpaceFlowCodec]
+    """A model family's entry: ``builder(**config)`` returns its FrameCodec (models/interface.py)."""
+
+    builder: Callable[..., FrameCodec]
     default_config: dict
     description: str
     zoo_name: str | None = None  # CompressAI zoo architecture name, when the zoo has weights
 
 
+# Adding a model family: its FrameCodec module, an entry here, and its YAML (configs/).
 MODELS: dict[str, ModelSpec] = {
     "ssf": ModelSpec(
         builder=ScaleSpaceFlowCodec,
@@ -64,7 +68,7 @@ MODELS: dict[str, ModelSpec] = {
 
 @dataclass
 class LoadedModel:
-    codec: ScaleSpaceFlowCodec
+    codec: FrameCodec
     model_id: str
     quality: int  # 0 when the weights are not a named rate point
     checkpoint_hash: bytes  # 16 bytes
@@ -72,7 +76,7 @@ class LoadedModel:
     provenance: dict
 
 
-def build_model(model_id: str, **config) -> ScaleSpaceFlowCodec:
+def build_model(model_id: str, **config) -> FrameCodec:
     if model_id not in MODELS:
         raise CheckpointError(f"unknown model '{model_id}' (known: {', '.join(sorted(MODELS))})")
     spec = MODELS[model_id]
@@ -93,7 +97,7 @@ def shipped_checkpoint_path(model_id: str, quality: int) -> Path:
 
 
 def save_checkpoint(
-    path: Path, model: ScaleSpaceFlowCodec, model_id: str, provenance: dict, float16: bool = True
+    path: Path, model: FrameCodec, model_id: str, provenance: dict, float16: bool = True
 ) -> None:
     """Write a vidcodec checkpoint (weights + CDF tables) atomically: temporary file, then rename.
 
@@ -143,7 +147,7 @@ def _read_file(path: Path) -> dict:
     return data
 
 
-def _instantiate(model_id: str, config: dict, state_dict: dict, where: str) -> ScaleSpaceFlowCodec:
+def _instantiate(model_id: str, config: dict, state_dict: dict, where: str) -> FrameCodec:
     from compressai.zoo.pretrained import load_pretrained  # key renames of old CompressAI files
 
     model = build_model(model_id, **config)
@@ -213,7 +217,7 @@ def load_model(
     return LoadedModel(model, model_id, quality or 0, state_dict_hash(model), source, provenance)
 
 
-def _load_from_zoo(model_id: str, zoo_name: str, quality: int | None) -> tuple[ScaleSpaceFlowCodec, str]:
+def _load_from_zoo(model_id: str, zoo_name: str, quality: int | None) -> tuple[FrameCodec, str]:
     from compressai.zoo.video import model_urls
 
     urls = model_urls[zoo_name]["mse"]

@@ -5,7 +5,9 @@ modules, same state-dict keys, loads the zoo weights). Other widths rebuild the 
 (CompressAI's own Encoder / Decoder / Hyperprior classes) with fewer channels, for CPU training.
 
 Training uses CompressAI's ``forward(frames)``; coding goes through HyperpriorCoder so that the
-encoder's reconstruction is built from the decoded latents only (bit-exact with the decoder).
+encoder's reconstruction is built from the decoded latents only (bit-exact with the decoder). The
+decoded state is the previous reconstruction (a picture); the latents' roles are intra, motion and
+residual.
 """
 
 from __future__ import annotations
@@ -13,10 +15,8 @@ from __future__ import annotations
 import torch
 from compressai.models.video import ScaleSpaceFlow
 
-from vidcodec.bitstream.errors import BitstreamError
-from vidcodec.entropy.hyperprior_coder import CodedLatent, EntropyParameters, HyperpriorCoder, entropy_hash
-from vidcodec.latent_shift import SCOPE_INTRA, SCOPE_RESIDUAL, ShiftSettings, choose_shift, shifted
-from vidcodec.models.base import CodedFrame, FrameCodec, check_entropy_hash, check_part_count
+from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, entropy_hash
+from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput, check_entropy_hash, check_part_count
 
 SSF_MID_PLANES = 128
 SSF_LATENT_PLANES = 192
@@ -53,43 +53,11 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         self.flow_in_pixels = flow_in_pixels
         if (mid_planes, latent_planes) != (SSF_MID_PLANES, SSF_LATENT_PLANES):
             self._rebuild_with_widths(mid_planes, latent_planes)
-        self._intra_coder = HyperpriorCoder(self.img_hyperprior)
-        self._motion_coder = HyperpriorCoder(self.motion_hyperprior)
-        self._residual_coder = HyperpriorCoder(self.res_hyperprior)
-        self.shift_settings: ShiftSettings | None = None
-        self._lattice_coders: dict[tuple, object] = {}
-
-    def set_latent_shift(self, settings: ShiftSettings | None) -> None:
-        """Shift decoded latents along their entropy gradient (latent_shift.py); None = off."""
-        self.shift_settings = settings
-
-    def set_residual_quantizer(self, lattice_name: str | None, cache=None, scope: str = "residual") -> None:
-        """Quantize latents on a lattice (e.g. "a2", "a3*"); None = rounding everywhere.
-
-        ``scope`` (ablations, config.QUANT_SCOPES): "residual" = P-frame residual latents (the paper),
-        "residual+motion" also the motion latents, "all" also the I-frame latents. No retraining:
-        the hyperprior's Gaussians are integrated over the lattice cells."""
-        scoped = {"residual": (self._residual_coder,),
-                  "residual+motion": (self._residual_coder, self._motion_coder),
-                  "all": (self._residual_coder, self._motion_coder, self._intra_coder)}
-        if scope not in scoped:
-            raise ValueError(f"quantizer scope '{scope}' (expected one of {', '.join(scoped)})")
-        for coder in (self._intra_coder, self._motion_coder, self._residual_coder):
-            in_scope = lattice_name is not None and coder in scoped[scope]
-            coder.y_coder = self._lattice_coder(lattice_name, coder, cache) if in_scope else None
-
-    def _lattice_coder(self, lattice_name: str, coder: HyperpriorCoder, cache):
-        from vidcodec.entropy.lattice_coder import LatticeLatentCoder
-
-        # Coders are kept per (lattice, cache, CDF tables): they hold per-scale CDFs that are slow
-        # to rebuild; new weights (update() writes new CDF buffers) give a new coder.
-        gc = coder.hyperprior.gaussian_conditional
-        key = (lattice_name, id(cache), id(gc), gc._quantized_cdf.data_ptr(), gc._quantized_cdf._version)
-        lattice_coder = self._lattice_coders.get(key)
-        if lattice_coder is None or (cache is not None and lattice_coder.cache is not cache) or lattice_coder.gc is not gc:
-            lattice_coder = LatticeLatentCoder(lattice_name, gc, cache)
-            self._lattice_coders[key] = lattice_coder
-        return lattice_coder
+        self.latent_coders = {
+            "intra": HyperpriorCoder(self.img_hyperprior),
+            "motion": HyperpriorCoder(self.motion_hyperprior),
+            "residual": HyperpriorCoder(self.res_hyperprior),
+        }
 
     def _rebuild_with_widths(self, mid: int, latent: int) -> None:
         # CompressAI defines these classes inside ScaleSpaceFlow.__init__; reuse them through the
@@ -128,23 +96,22 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         return super().forward_prediction(x_ref, motion_info)
 
     # --- training ------------------------------------------------------------------------------
-    def forward(self, frames: list[torch.Tensor], stage: str = "chains") -> dict:
-        """Training forward of one curriculum stage (train/curriculum.py).
-
-        frames: list of (N,3,H,W) float in [0,1]. Returns CompressAI's dict: "x_hat" (one
-        reconstruction per coded frame) and "likelihoods" (one dict per coded frame).
-        "intra" codes frames[0] as an I-frame; "pairs" codes frames[1] as a P-frame against the
-        uncompressed frames[0]; "chains" is CompressAI's I, P, P, ... against own reconstructions.
-        A keyword, so DDP (which only hooks forward()) passes it through."""
+    def forward(self, frames: list[torch.Tensor], stage: str = "chains") -> TrainingOutput:
+        """Training forward of one curriculum stage (train/curriculum.py); frames: list of (N,3,H,W)
+        float in [0,1]. "intra" codes frames[0] as an I-frame; "pairs" codes frames[1] as a P-frame
+        against the uncompressed frames[0]; "chains" is CompressAI's I, P, P, ... against own
+        reconstructions. Here in forward() (DDP only hooks forward()), stage as a keyword."""
         if stage == "intra":
             x_hat, likelihoods = self.forward_keyframe(frames[0])
-        elif stage == "pairs":
+            return TrainingOutput([x_hat], [{"intra": likelihoods["keyframe"]}])
+        if stage == "pairs":
             x_hat, likelihoods = self.forward_inter(frames[1], frames[0])
-        elif stage == "chains":
-            return super().forward(frames)
-        else:
-            raise ValueError(f"stage='{stage}' (expected intra, pairs or chains)")
-        return {"x_hat": [x_hat], "likelihoods": [likelihoods]}
+            return TrainingOutput([x_hat], [likelihoods])
+        if stage == "chains":
+            out = super().forward(frames)
+            by_role = [{"intra": out["likelihoods"][0]["keyframe"]}] + out["likelihoods"][1:]
+            return TrainingOutput(out["x_hat"], by_role)
+        raise ValueError(f"stage='{stage}' (expected intra, pairs or chains)")
 
     @staticmethod
     def parameter_role(name: str) -> str:
@@ -169,38 +136,12 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         x_res_hat = self.res_decoder(torch.cat((y_res_hat, y_motion_hat), dim=1))
         return (x_pred + x_res_hat).clamp(0.0, 1.0)
 
-    # --- latent shift -------------------------------------------------------------------------
-    def _shifts(self, scope: int) -> bool:
-        return self.shift_settings is not None and bool(self.shift_settings.scope_mask & scope)
-
-    def _encode_with_shift(self, scope, coder, latent: CodedLatent, synthesize, x, picture_size):
-        """(x_hat, shift indexes, ShiftChoice or None) of one latent; no shift outside the scope."""
-        if not self._shifts(scope):
-            return synthesize(latent.y_hat), (), None
-        g = coder.entropy_gradient(latent.y_hat, latent.mu, latent.sigma)
-        choice = choose_shift(synthesize, latent.y_hat, g, x, picture_size or tuple(x.shape[-2:]), self.shift_settings)
-        return choice.x_hat, choice.indexes, choice
-
-    def _decode_with_shift(self, scope, coder, y_hat, params: EntropyParameters, shift_indexes) -> torch.Tensor:
-        expected = self.shift_settings.groups if self._shifts(scope) else 0
-        if len(shift_indexes) != expected:
-            raise BitstreamError(f"frame header holds {len(shift_indexes)} shift indexes, expected {expected}")
-        if not expected:
-            return y_hat
-        if max(shift_indexes) >= len(self.shift_settings.candidates):
-            raise BitstreamError(
-                f"shift index {max(shift_indexes)} beyond the {len(self.shift_settings.candidates)} candidates"
-            )
-        g = coder.entropy_gradient(y_hat, params.mu, params.sigma)
-        return shifted(y_hat, g, self.shift_settings, shift_indexes)
-
     # --- FrameCodec -----------------------------------------------------------------------
     # no_grad rather than inference_mode: the fast shift search takes Jacobian-vector products.
     @torch.no_grad()
     def encode_intra(self, x: torch.Tensor, picture_size: tuple[int, int] | None = None) -> CodedFrame:
-        intra = self._intra_coder.encode(self.img_encoder(x))
-        x_hat, shift_indexes, shift = self._encode_with_shift(
-            SCOPE_INTRA, self._intra_coder, intra, self._synthesize_intra, x, picture_size
+        intra, x_hat, shift_indexes, shift = self.encode_latent(
+            "intra", self.img_encoder(x), self._synthesize_intra, x, picture_size
         )
         return CodedFrame(
             part_names=self.intra_part_names,
@@ -212,19 +153,22 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
             latents={"intra": intra},
         )
 
+    def start_state(self, x_hat: torch.Tensor) -> torch.Tensor:
+        return x_hat
+
     @torch.no_grad()
     def encode_inter(
-        self, x: torch.Tensor, x_ref: torch.Tensor, picture_size: tuple[int, int] | None = None
+        self, x: torch.Tensor, state: torch.Tensor, picture_size: tuple[int, int] | None = None
     ) -> CodedFrame:
-        motion = self._motion_coder.encode(self.motion_encoder(torch.cat((x, x_ref), dim=1)))
+        x_ref = state
+        motion = self.latent_coders["motion"].encode(self.motion_encoder(torch.cat((x, x_ref), dim=1)))
         x_pred = self._predict(x_ref, motion.y_hat)
-        residual = self._residual_coder.encode(self.res_encoder(x - x_pred))
 
         def synthesize(y_res: torch.Tensor) -> torch.Tensor:
             return self._synthesize_inter(x_pred, y_res, motion.y_hat)
 
-        x_hat, shift_indexes, shift = self._encode_with_shift(
-            SCOPE_RESIDUAL, self._residual_coder, residual, synthesize, x, picture_size
+        residual, x_hat, shift_indexes, shift = self.encode_latent(
+            "residual", self.res_encoder(x - x_pred), synthesize, x, picture_size
         )
         return CodedFrame(
             part_names=self.inter_part_names,
@@ -235,6 +179,7 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
             shift_indexes=shift_indexes,
             shift=shift,
             latents={"motion": motion, "residual": residual, "x_pred": x_pred},
+            state=x_hat,
         )
 
     @torch.no_grad()
@@ -243,43 +188,33 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         shift_indexes: tuple[int, ...] = (),
     ) -> torch.Tensor:
         check_part_count(parts, self.intra_part_names, "I")
+        self.check_shift_indexes(shift_indexes, ("intra",))
         z_bytes, y_bytes = parts
-        params = _decode_side(self._intra_coder, z_bytes, self._z_shape(frame_shape), "intra")
-        check_entropy_hash([params.scale_indexes], expected_hash, self._intra_coder.table_digest(params.scale_indexes))
-        y_hat = self._intra_coder.decode_main(y_bytes, params)
-        return self._synthesize_intra(
-            self._decode_with_shift(SCOPE_INTRA, self._intra_coder, y_hat, params, shift_indexes)
-        )
+        params = self.decode_side("intra", z_bytes, self._z_shape(frame_shape))
+        check_entropy_hash([params.scale_indexes], expected_hash, self.table_digest("intra", params.scale_indexes))
+        y_hat, _ = self.decode_latent("intra", y_bytes, params, shift_indexes)
+        return self._synthesize_intra(y_hat)
 
     @torch.no_grad()
     def decode_inter(
-        self, parts: list[bytes], x_ref: torch.Tensor, expected_hash: bytes, shift_indexes: tuple[int, ...] = ()
-    ) -> torch.Tensor:
+        self, parts: list[bytes], state: torch.Tensor, frame_shape: tuple[int, int], expected_hash: bytes,
+        shift_indexes: tuple[int, ...] = (),
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         check_part_count(parts, self.inter_part_names, "P")
+        self.check_shift_indexes(shift_indexes, ("residual",))
         motion_z, motion_y, residual_z, residual_y = parts
-        z_shape = self._z_shape(tuple(x_ref.shape[-2:]))
-        motion_params = _decode_side(self._motion_coder, motion_z, z_shape, "motion")
-        residual_params = _decode_side(self._residual_coder, residual_z, z_shape, "residual")
+        z_shape = self._z_shape(frame_shape)
+        motion_params = self.decode_side("motion", motion_z, z_shape)
+        residual_params = self.decode_side("residual", residual_z, z_shape)
         check_entropy_hash(
             [motion_params.scale_indexes, residual_params.scale_indexes],
             expected_hash,
-            self._residual_coder.table_digest(residual_params.scale_indexes)
-            + self._motion_coder.table_digest(motion_params.scale_indexes),
+            self.table_digest("residual", residual_params.scale_indexes)
+            + self.table_digest("motion", motion_params.scale_indexes),
         )
-        y_motion_hat = self._motion_coder.decode_main(motion_y, motion_params)
-        x_pred = self._predict(x_ref, y_motion_hat)
-        y_res_hat = self._residual_coder.decode_main(residual_y, residual_params)
-        y_res_hat = self._decode_with_shift(
-            SCOPE_RESIDUAL, self._residual_coder, y_res_hat, residual_params, shift_indexes
-        )
-        return self._synthesize_inter(x_pred, y_res_hat, y_motion_hat)
-
-
-def _decode_side(coder: HyperpriorCoder, z_bytes: bytes, z_shape: tuple[int, int], name: str):
-    # A corrupted but CRC-valid stream cannot reach here (the CRC catches it), yet a stream written
-    # by a buggy or hostile encoder can: rANS on garbage returns garbage, it does not raise, and
-    # compressai raises ValueError/RuntimeError on some inputs. Name the part either way.
-    try:
-        return coder.decode_side(z_bytes, z_shape)
-    except (ValueError, RuntimeError) as error:
-        raise BitstreamError(f"{name} z could not be decoded: {error}") from None
+        # The motion latent is never shifted: its effect on the frame passes through the residual.
+        y_motion_hat = self.latent_coders["motion"].decode_main(motion_y, motion_params)
+        x_pred = self._predict(state, y_motion_hat)
+        y_res_hat, _ = self.decode_latent("residual", residual_y, residual_params, shift_indexes)
+        x_hat = self._synthesize_inter(x_pred, y_res_hat, y_motion_hat)
+        return x_hat, x_hat

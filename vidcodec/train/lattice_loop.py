@@ -35,13 +35,7 @@ from compressai.ops import quantize_ste
 
 from vidcodec.entropy.lattice_coder import lattice_tuples
 from vidcodec.quant.lattice import get_lattice
-
-# Which hyperpriors of ScaleSpaceFlow each scope trains with the lattice (as config.QUANT_SCOPES).
-SCOPE_HYPERPRIORS = {
-    "residual": ("res_hyperprior",),
-    "residual+motion": ("res_hyperprior", "motion_hyperprior"),
-    "all": ("res_hyperprior", "motion_hyperprior", "img_hyperprior"),
-}
+from vidcodec.tools import QUANT_SCOPES
 
 
 def cell_log_probability(centers: torch.Tensor, sigmas: torch.Tensor, cell_offsets: torch.Tensor) -> torch.Tensor:
@@ -56,7 +50,8 @@ def cell_log_probability(centers: torch.Tensor, sigmas: torch.Tensor, cell_offse
 
 
 class LatticeHyperpriorForward:
-    """Replacement for a CompressAI ScaleSpaceFlow Hyperprior's forward(y) -> (y_hat, likelihoods).
+    """Replacement for a CompressAI-style hyperprior module's forward(y) -> (y_hat, likelihoods)
+    (models/interface.py: the module of each role's latent coder).
 
     A plain callable rather than an nn.Module, so installing it does not register a submodule (the
     state dict stays the model's own)."""
@@ -124,12 +119,14 @@ class LatticeHyperpriorForward:
 
 
 def install_lattice_in_the_loop(model, lattice_name: str, scope: str = "residual", samples: int = 256) -> None:
-    """Make the hyperpriors in ``scope`` of a ScaleSpaceFlow model train (and validate) with the
-    lattice; weights are untouched."""
-    if scope not in SCOPE_HYPERPRIORS:
-        raise ValueError(f"lattice scope '{scope}' (expected one of {', '.join(SCOPE_HYPERPRIORS)})")
-    for name in SCOPE_HYPERPRIORS[scope]:
-        hyperprior = getattr(model, name)
+    """Make the hyperpriors of the latents whose roles are in ``scope`` (tools.QUANT_SCOPES) train
+    (and validate) with the lattice, for any FrameCodec; weights are untouched."""
+    if scope not in QUANT_SCOPES:
+        raise ValueError(f"lattice scope '{scope}' (expected one of {', '.join(QUANT_SCOPES)})")
+    for role, coder in model.latent_coders.items():
+        if role not in QUANT_SCOPES[scope]:
+            continue
+        hyperprior = coder.hyperprior
         gaussian_conditional = hyperprior.gaussian_conditional
         if gaussian_conditional.scale_table.numel() == 0:
             # A model that never went through update() (training from scratch): the grouping needs

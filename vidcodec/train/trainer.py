@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from compressai.entropy_models import EntropyBottleneck
 
 from vidcodec.errors import ConfigError
-from vidcodec.models.registry import build_model, save_checkpoint
+from vidcodec.models.registry import MODELS, build_model, save_checkpoint
 from vidcodec.train.distributed import (
     DistributedContext,
     average_gradients,
@@ -46,14 +47,16 @@ from vidcodec.train.distributed import (
     wrap_data_parallel,
 )
 from vidcodec.quant.lattice import get_lattice
+from vidcodec.tools import QUANT_SCOPES
 from vidcodec.train.batches import BatchPrefetcher, BatchSpec
 from vidcodec.train.curriculum import frame_count_problem, get_stage
-from vidcodec.train.lattice_loop import SCOPE_HYPERPRIORS, install_lattice_in_the_loop
+from vidcodec.train.lattice_loop import install_lattice_in_the_loop
 from vidcodec.train.synthetic import CLIP_MIX, DATA_RECIPE_VERSION, clip_mix_problem, random_clip
 
 
-# SSF's hyperprior sees crop / 128 x crop / 128 values of z: 2 x 2 at 256 (CompressAI's training crop).
-SMALLEST_SAFE_CROP = 256
+# A hyperprior sees crop / pad_multiple values of z per side (SSF: 2 x 2 at 256, CompressAI's training
+# crop); with 1 x 1 it learns entropy parameters for that case only.
+SMALLEST_SAFE_Z_SIDE = 2
 
 
 @dataclass(frozen=True)
@@ -116,20 +119,25 @@ class TrainConfig:
         else:
             if frames_problem:
                 problems.append(frames_problem)
-        if self.crop < 128 or self.crop % 128:
-            problems.append(f"crop={self.crop} (expected a multiple of 128, the SSF padding)")
-        elif self.crop < SMALLEST_SAFE_CROP:
+        multiple = MODELS[self.model].builder.pad_multiple if self.model in MODELS else 1
+        if self.model not in MODELS:
+            problems.append(f"model={self.model!r} (expected one of {', '.join(sorted(MODELS))})")
+        elif self.crop < multiple or self.crop % multiple:
+            problems.append(f"crop={self.crop} (expected a multiple of {multiple}, the model's padding)")
+        elif self.crop // multiple < SMALLEST_SAFE_Z_SIDE:
+            side = self.crop // multiple
             warnings.warn(
-                f"crop={self.crop}: the hyperprior's z is {self.crop // 128} x {self.crop // 128} on such crops and its "
-                f"decoder learns entropy parameters for that case only (measured: 3-6x the bits on real frames after "
-                f"8,000 steps at 128); use crop >= {SMALLEST_SAFE_CROP} for weights you will code with", stacklevel=2)
+                f"crop={self.crop}: the hyperprior's z is {side} x {side} on such crops and its "
+                f"decoder learns entropy parameters for that case only (measured with ssf-small: 3-6x the bits on "
+                f"real frames after 8,000 steps at 128); use crop >= {SMALLEST_SAFE_Z_SIDE * multiple} for weights "
+                f"you will code with", stacklevel=2)
         if self.lattice is not None:
             try:
                 get_lattice(self.lattice)
             except ValueError as error:
                 problems.append(f"lattice: {error}")
-            if self.lattice_scope not in SCOPE_HYPERPRIORS:
-                problems.append(f"lattice_scope={self.lattice_scope!r} (expected one of {', '.join(SCOPE_HYPERPRIORS)})")
+            if self.lattice_scope not in QUANT_SCOPES:
+                problems.append(f"lattice_scope={self.lattice_scope!r} (expected one of {', '.join(QUANT_SCOPES)})")
             if self.lattice_samples < 1:
                 problems.append(f"lattice_samples={self.lattice_samples} (expected >= 1)")
         if problems:
@@ -150,21 +158,14 @@ def load_train_config(path: Path | None, overrides: dict) -> TrainConfig:
 
 
 def rd_loss(model, frames: list[torch.Tensor], lmbda: float, stage: str = "chains") -> dict[str, torch.Tensor]:
-    """frames: list of (N,3,H,W) float in [0,1]. Returns loss, mse, bpp per coded frame and the loss
-    averaged over them (the stage decides which frames are coded, curriculum.py)."""
+    """frames: list of (N,3,H,W) float in [0,1]; ``model`` a FrameCodec (or DDP around one), whose
+    forward returns a TrainingOutput. Returns loss, mse, bpp per coded frame and the loss averaged
+    over them (the stage decides which frames are coded, curriculum.py)."""
     out = model(frames, stage=stage)
     num_pixels = frames[0].shape[0] * frames[0].shape[2] * frames[0].shape[3]
     targets = frames[get_stage(stage).coded_frames(len(frames))]
-    mse = torch.stack([torch.mean((x_hat - x) ** 2) for x_hat, x in zip(out["x_hat"], targets)])
-    bits = []
-    for frame_likelihoods in out["likelihoods"]:
-        frame_bits = sum(
-            torch.log(likelihoods).sum() / -math.log(2)
-            for latent in frame_likelihoods.values()
-            for likelihoods in latent.values()
-        )
-        bits.append(frame_bits)
-    bpp = torch.stack(bits) / num_pixels
+    mse = torch.stack([torch.mean((x_hat - x) ** 2) for x_hat, x in zip(out.x_hat, targets)])
+    bpp = torch.stack(out.frame_bits()) / num_pixels
     loss = lmbda * 255**2 * mse.mean() + bpp.mean()
     return {"loss": loss, "mse": mse, "bpp": bpp}
 
@@ -379,7 +380,8 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.main_params, self.config.clip_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
-        aux_loss = sum(self.model.aux_loss())
+        # Every entropy bottleneck's quantile loss (models differ in what their aux_loss() returns).
+        aux_loss = sum(module.loss() for module in self.model.modules() if isinstance(module, EntropyBottleneck))
         self.aux_optimizer.zero_grad(set_to_none=True)
         aux_loss.backward()
         # The aux loss does not depend on the clips, yet GPU kernels need not be bitwise

@@ -1,0 +1,233 @@
+"""FrameCodec: what the encoder, decoder, trainer and tools need from a learned codec, any family.
+
+A codec codes one frame at a time, on padded frames (1,3,H,W) float32 RGB in [0,1] with H and W
+multiples of ``pad_multiple`` (padding and cropping are the caller's job). Frames come back clamped
+to [0,1], because that is what is displayed and what the next frame is predicted from.
+
+What a codec declares:
+  * its latents by role (tools.ROLES: intra, motion, residual, contextual) in ``latent_coders``:
+    one HyperpriorCoder per role, over a CompressAI-style hyperprior module (entropy_bottleneck,
+    hyper_encoder, hyper_decoder_mean/scale, gaussian_conditional). The coding tools attach to
+    roles (``attach_tools``), the lattice in the training loop to their hyperprior modules
+    (train/lattice_loop.py); no tool knows a model's attribute names.
+  * an opaque decoded state, what a P-frame is coded against: the previous picture (SSF), a
+    feature buffer and previous latents (DCVC-style), ... ``start_state(x_hat)`` makes it from an
+    I-frame's reconstruction (which may come from another codec: the intra and inter models of a
+    stream may differ), ``encode_inter`` / ``decode_inter`` return the next one. It must be a
+    function of decoded data only, so encoder and decoder hold the same state bit for bit.
+  * its training forward, ``forward(frames, stage=...)`` (codecs are torch Modules; DDP hooks
+    forward()), returning a TrainingOutput: reconstructions and likelihoods by role.
+
+Implementations are CompressAI CompressionModels as well (aux_loss(), update(); the registry and
+trainer use them), and name the I-frame path's parameters for the curriculum (parameter_role).
+
+Each coded frame is a list of byte strings ("parts", e.g. z and y of each latent) plus a hash of
+the entropy parameters the coder used (the scale indexes of every latent, which are functions of
+the side information and of whatever the state feeds into the entropy model, and the lattice
+tables): the frame header carries it so the decoder refuses to decode when its own differ
+(bitstream/syntax.py).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from vidcodec.bitstream.errors import BitstreamError, DecoderDesyncError
+from vidcodec.entropy.hyperprior_coder import CodedLatent, EntropyParameters, HyperpriorCoder, entropy_hash
+from vidcodec.latent_shift import choose_shift, entropy_gradient, shifted
+from vidcodec.tools import CodingTools
+
+
+@dataclass
+class CodedFrame:
+    """Result of encoding one frame.
+
+    parts: byte strings in bitstream order, named by ``part_names`` (e.g. "residual_y").
+    x_hat: (1,3,H,W) float32 in [0,1], padded: exactly what the decoder will output.
+    entropy_hash: 4-byte hash of the entropy parameters used (desync guard).
+    shift_indexes: latent-shift step indexes for the frame header, for each shifted latent in
+        coding order (empty: no shift applied).
+    shift: the encoder's ShiftChoice (latent_shift.py) for diagnostics, None without shift.
+    latents: named decoded latents y_hat and their entropy parameters, for diagnostics.
+    state: the decoded state after this frame (P-frames; I-frames: the inter codec's start_state).
+    """
+
+    part_names: tuple[str, ...]
+    parts: list[bytes]
+    x_hat: torch.Tensor
+    entropy_hash: bytes
+    shift_indexes: tuple[int, ...] = ()
+    shift: object = None
+    latents: dict = field(default_factory=dict)
+    state: object = None
+
+
+@dataclass
+class TrainingOutput:
+    """The training forward of a curriculum stage (train/curriculum.py), for any codec.
+
+    x_hat: one (N,3,H,W) reconstruction per coded frame.
+    likelihoods: per coded frame, role -> {name: likelihood tensor} (e.g. {"y": ..., "z": ...});
+        the rate of a frame is the sum of -log2 over all of them.
+    """
+
+    x_hat: list[torch.Tensor]
+    likelihoods: list[dict[str, dict[str, torch.Tensor]]]
+
+    def frame_bits(self) -> list[torch.Tensor]:
+        return [
+            sum(torch.log(likelihoods).sum() for latent in frame.values() for likelihoods in latent.values())
+            / -math.log(2)
+            for frame in self.likelihoods
+        ]
+
+
+class FrameCodec(ABC):
+    """A learned frame codec: intra frames and P-frames against an opaque decoded state.
+
+    Subclasses set ``pad_multiple``, the part names, and ``latent_coders`` (role -> HyperpriorCoder,
+    in __init__), and implement the abstract methods. ``picture_size``: (H, W) before padding; the
+    latent-shift search measures distortion there only."""
+
+    #: H and W of coded frames must be multiples of this.
+    pad_multiple: int
+    #: names of the byte strings of an intra and an inter frame, in bitstream order.
+    intra_part_names: tuple[str, ...]
+    inter_part_names: tuple[str, ...]
+    #: role -> coder of that latent (tools.ROLES).
+    latent_coders: dict[str, HyperpriorCoder]
+
+    # --- the coding tools, attached by role --------------------------------------------------
+    @property
+    def tools(self) -> CodingTools:
+        return getattr(self, "_tools", None) or CodingTools()
+
+    def attach_tools(self, tools: CodingTools) -> None:
+        """Code the latents of tools.quant_roles on tools.lattice and shift those of
+        tools.shift.roles; CodingTools() = plain rounding, no shift."""
+        for role, coder in self.latent_coders.items():
+            in_scope = tools.lattice is not None and role in tools.quant_roles
+            coder.y_coder = self._lattice_coder(tools.lattice, coder, tools.cache) if in_scope else None
+        self._tools = tools
+
+    def _lattice_coder(self, lattice_name: str, coder: HyperpriorCoder, cache):
+        from vidcodec.entropy.lattice_coder import LatticeLatentCoder
+
+        # Coders are kept per (lattice, cache, CDF tables): they hold per-scale CDFs that are slow
+        # to rebuild; new weights (update() writes new CDF buffers) give a new coder.
+        kept = self.__dict__.setdefault("_lattice_coders", {})
+        gc = coder.hyperprior.gaussian_conditional
+        key = (lattice_name, id(cache), id(gc), gc._quantized_cdf.data_ptr(), gc._quantized_cdf._version)
+        lattice_coder = kept.get(key)
+        if lattice_coder is None or (cache is not None and lattice_coder.cache is not cache) or lattice_coder.gc is not gc:
+            lattice_coder = LatticeLatentCoder(lattice_name, gc, cache)
+            kept[key] = lattice_coder
+        return lattice_coder
+
+    def shifts(self, role: str) -> bool:
+        return self.tools.shift is not None and role in self.tools.shift.roles
+
+    def encode_latent(self, role: str, y: torch.Tensor, synthesize: Callable[[torch.Tensor], torch.Tensor],
+                      x: torch.Tensor, picture_size: tuple[int, int] | None):
+        """Code latent ``y`` of ``role``; (CodedLatent, x_hat, shift indexes, ShiftChoice or None).
+        ``synthesize(y_hat)`` -> finished padded frame: the shift picks its step on it."""
+        coder = self.latent_coders[role]
+        latent = coder.encode(y)
+        if not self.shifts(role):
+            return latent, synthesize(latent.y_hat), (), None
+        g = entropy_gradient(latent.y_hat, latent.mu, latent.sigma, coder.y_coder is not None)
+        choice = choose_shift(synthesize, latent.y_hat, g, x, picture_size or tuple(x.shape[-2:]), self.tools.shift)
+        return latent, choice.x_hat, choice.indexes, choice
+
+    def decode_side(self, role: str, z_bytes: bytes, z_shape: tuple[int, int]) -> EntropyParameters:
+        # A corrupted but CRC-valid stream cannot reach here (the CRC catches it), yet a stream
+        # written by a buggy or hostile encoder can: rANS on garbage returns garbage, it does not
+        # raise, and compressai raises ValueError/RuntimeError on some inputs. Name the part.
+        try:
+            return self.latent_coders[role].decode_side(z_bytes, z_shape)
+        except (ValueError, RuntimeError) as error:
+            raise BitstreamError(f"{role} z could not be decoded: {error}") from None
+
+    def check_shift_indexes(self, shift_indexes: tuple[int, ...], roles: tuple[str, ...]) -> None:
+        """Refuse a frame header whose shift indexes do not fit the latents of ``roles`` it codes."""
+        expected = sum(self.tools.shift.groups for role in roles if self.shifts(role))
+        if len(shift_indexes) != expected:
+            raise BitstreamError(f"frame header holds {len(shift_indexes)} shift indexes, expected {expected}")
+        if shift_indexes and max(shift_indexes) >= len(self.tools.shift.candidates):
+            raise BitstreamError(
+                f"shift index {max(shift_indexes)} beyond the {len(self.tools.shift.candidates)} candidates"
+            )
+
+    def decode_latent(self, role: str, y_bytes: bytes, params: EntropyParameters,
+                      shift_indexes: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """y_hat of ``role`` (shifted when the role is), and the shift indexes left for the latents
+        after it (check_shift_indexes first)."""
+        coder = self.latent_coders[role]
+        y_hat = coder.decode_main(y_bytes, params)
+        if not self.shifts(role):
+            return y_hat, shift_indexes
+        settings = self.tools.shift
+        mine, rest = shift_indexes[:settings.groups], shift_indexes[settings.groups:]
+        g = entropy_gradient(y_hat, params.mu, params.sigma, coder.y_coder is not None)
+        return shifted(y_hat, g, settings, mine), rest
+
+    def table_digest(self, role: str, scale_indexes: torch.Tensor) -> bytes:
+        return self.latent_coders[role].table_digest(scale_indexes)
+
+    # --- what each family implements -----------------------------------------------------------
+    @abstractmethod
+    def encode_intra(self, x: torch.Tensor, picture_size: tuple[int, int] | None = None) -> CodedFrame: ...
+
+    @abstractmethod
+    def decode_intra(self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
+                     shift_indexes: tuple[int, ...] = ()) -> torch.Tensor: ...
+
+    @abstractmethod
+    def start_state(self, x_hat: torch.Tensor) -> object:
+        """The decoded state after an I-frame whose padded reconstruction is ``x_hat``."""
+
+    @abstractmethod
+    def encode_inter(self, x: torch.Tensor, state: object, picture_size: tuple[int, int] | None = None) -> CodedFrame:
+        """A P-frame against ``state``; the CodedFrame's ``state`` is the next one."""
+
+    @abstractmethod
+    def decode_inter(self, parts: list[bytes], state: object, frame_shape: tuple[int, int], expected_hash: bytes,
+                     shift_indexes: tuple[int, ...] = ()) -> tuple[torch.Tensor, object]:
+        """(x_hat, next state) of a P-frame; the same as encode_inter's, bit for bit."""
+
+    @abstractmethod
+    def forward(self, frames: list[torch.Tensor], stage: str = "chains") -> TrainingOutput:
+        """Training forward of a curriculum stage (train/curriculum.py); frames (N,3,H,W) in [0,1]."""
+
+    @staticmethod
+    @abstractmethod
+    def parameter_role(name: str) -> str:
+        """'intra' for the I-frame path's parameters, 'inter' for the P-frame path's (curriculum)."""
+
+    @abstractmethod
+    def config(self) -> dict:
+        """Constructor arguments, stored in checkpoints to rebuild the model."""
+
+
+def check_entropy_hash(scale_indexes: list[torch.Tensor], expected_hash: bytes, table_digests: bytes = b"") -> None:
+    """Raise DecoderDesyncError when the decoder's scale indexes (or lattice tables) differ from the encoder's."""
+    actual = entropy_hash(scale_indexes, table_digests)
+    if actual != expected_hash:
+        raise DecoderDesyncError(
+            f"decoder desync: the entropy parameters recomputed by the decoder (hash {actual.hex()}) "
+            f"differ from the encoder's ({expected_hash.hex()}). The model weights, the thread count "
+            "or the machine's floating-point results differ from the encoder's; decode with the same "
+            "checkpoint and thread count (both are recorded in sequence.hdr)"
+        )
+
+
+def check_part_count(parts: list[bytes], names: tuple[str, ...], frame_type: str) -> None:
+    if len(parts) != len(names):
+        raise BitstreamError(
+            f"{frame_type}-frame has {len(parts)} parts, this model codes {len(names)} ({', '.join(names)})"
+        )
