@@ -1,11 +1,13 @@
 """Eval configurations (configs/eval/*.yaml) and the finished-job rule."""
 
+import dataclasses
 import json
 
 import pytest
 
 from vidcodec.errors import ConfigError
-from vidcodec.eval.jobs import EVAL_CONFIG_DIR, JOB_FILE, Job, available_settings, is_finished, load_setting
+from vidcodec.eval.jobs import (EVAL_CONFIG_DIR, JOB_FILE, Job, available_settings, file_hash, is_finished,
+                                load_setting, weights_file)
 
 
 def test_shipped_configurations_load_and_cover_the_papers_table():
@@ -45,3 +47,23 @@ def test_a_job_is_finished_only_with_its_own_parameters(tmp_path):
     longer = Job(**{**job.__dict__, "num_frames": 4})
     assert not is_finished(longer)
     assert "out_dir" not in job.parameters() and EVAL_CONFIG_DIR.name == "eval"
+
+
+def test_retrained_weights_make_a_finished_job_stale_and_a_relabel_does_not(tmp_path):
+    """The job's identity holds the checkpoint file's hash, not the configuration's table label."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "ssf-small-q2.pt").write_bytes(b"first training")
+    setting = load_setting("oct")
+    path = weights_file(setting, 2, "ssf-small", str(weights))
+    assert path == weights / "ssf-small-q2.pt" and weights_file(load_setting("x264"), 2, None, None) is None
+    job = Job(sequence="S", setting=setting, quality=2, input_path="/x.yuv", width=64, height=64, bit_depth=8,
+              fps=30.0, num_frames=3, intra_period=8, out_dir=str(tmp_path / "q2"), model="ssf-small",
+              weights_dir=str(weights), weights_sha256=file_hash(path))
+    (tmp_path / "q2").mkdir()
+    (tmp_path / "q2" / JOB_FILE).write_text(json.dumps({"parameters": job.parameters()}))
+    relabelled = Job(**{**job.__dict__, "setting": dataclasses.replace(setting, label="Oct-Quant")})
+    assert is_finished(relabelled)
+    path.write_bytes(b"retrained")
+    retrained = Job(**{**job.__dict__, "weights_sha256": file_hash(path)})
+    assert not is_finished(retrained)

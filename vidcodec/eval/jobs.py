@@ -88,17 +88,46 @@ class Job:
     num_threads: int = 2
     model: str | None = None  # model id override (default: configs/default.yaml)
     weights_dir: str | None = None  # {model}-q{Q}.pt files instead of the shipped weights
+    # sha256 of the checkpoint file coded with (learned codecs): weights retrained at the same path
+    # make the finished job stale instead of being reused silently.
+    weights_sha256: str | None = None
 
     @property
     def key(self) -> str:
         return f"{self.sequence}/{self.setting.name}/q{self.quality}"
 
     def parameters(self) -> dict:
-        """What must match for a finished directory to count as this job's result."""
+        """What must match for a finished directory to count as this job's result: not where it is,
+        nor the label its configuration shows in tables."""
         values = dataclasses.asdict(self)
-        values["setting"] = self.setting.to_dict()
+        values["setting"] = {k: v for k, v in self.setting.to_dict().items() if k != "label"}
         values.pop("out_dir")
         return values
+
+
+def weights_file(setting: EvalSetting, quality: int, model: str | None, weights_dir: str | None) -> Path | None:
+    """The checkpoint file a learned configuration codes rate point ``quality`` with (None: an
+    anchor, or weights that are not a file of the project, e.g. the CompressAI zoo)."""
+    from vidcodec.models.registry import shipped_checkpoint_path
+
+    if setting.anchor:
+        return None
+    codec = dict(setting.codec)
+    if codec.get("checkpoint"):
+        return Path(codec["checkpoint"])
+    model_id = model or codec.get("model") or load_config().model
+    if weights_dir:
+        return Path(weights_dir) / f"{model_id}-q{quality}.pt"
+    path = shipped_checkpoint_path(model_id, quality)
+    return path if path.is_file() and not codec.get("pretrained") else None
+
+
+def file_hash(path: Path, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def is_finished(job: Job) -> bool:
@@ -109,14 +138,6 @@ def is_finished(job: Job) -> bool:
         return json.loads(record.read_text()).get("parameters") == json.loads(json.dumps(job.parameters()))
     except (OSError, ValueError):
         return False
-
-
-def _file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _remove_stale_partials(out_dir: Path) -> None:
@@ -131,8 +152,7 @@ def _encode_learned(job: Job, reader, work: Path) -> dict:
     overrides = {**dict(job.setting.codec), "intra_period": job.intra_period, "num_threads": job.num_threads,
                  "model": job.model, "quality": job.quality}
     if job.weights_dir:
-        model_id = job.model or load_config().model
-        overrides["checkpoint"] = str(Path(job.weights_dir) / f"{model_id}-q{job.quality}.pt")
+        overrides["checkpoint"] = str(weights_file(job.setting, job.quality, job.model, job.weights_dir))
         overrides["quality"] = None
     config = load_config(overrides=overrides)
     recon = work.with_name(work.name + ".recon.yuv")
@@ -142,7 +162,7 @@ def _encode_learned(job: Job, reader, work: Path) -> dict:
                         progress=False, run_info={"job": job.key})
         # The check that matters: a fresh decoder, reading only the files, gives the same pictures.
         decode_sequence(work, decoded, checkpoint=config.checkpoint, progress=False)
-        recon_md5, decoded_md5 = _file_md5(recon), _file_md5(decoded)
+        recon_md5, decoded_md5 = file_hash(recon, "md5"), file_hash(decoded, "md5")
         if recon_md5 != decoded_md5:
             raise VidcodecError(f"{job.key}: decoding the files gives other pictures than the encoder's "
                                 f"reconstruction (md5 {decoded_md5} != {recon_md5})")

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidcodec.errors import ConfigError, OutputError
-from vidcodec.eval.jobs import Job, load_setting, run_job
+from vidcodec.eval.jobs import Job, file_hash, load_setting, run_job, weights_file
 from vidcodec.eval.proxy import ProxySpec, write_proxy
 from vidcodec.eval.results import atomic_write_text
 from vidcodec.io.yuv import SequenceGeometry, YuvReader, load_dataset
@@ -153,6 +153,17 @@ def prepare_inputs(request: EvalRequest) -> dict[str, tuple[Path, SequenceGeomet
 
 def plan_jobs(request: EvalRequest, inputs: dict) -> list[Job]:
     settings = [load_setting(name) for name in request.configs]
+    weights_dir = str(request.weights_dir.resolve()) if request.weights_dir else None
+    hashes: dict[Path, str] = {}
+
+    def weights_sha256(setting, quality: int) -> str | None:
+        path = weights_file(setting, quality, request.model, weights_dir)
+        if path is None or not path.is_file():  # a missing file fails in its job, with its name
+            return None
+        if path not in hashes:
+            hashes[path] = file_hash(path)
+        return hashes[path]
+
     jobs = []
     for name, (path, geometry, frames) in inputs.items():
         for setting in settings:
@@ -162,8 +173,8 @@ def plan_jobs(request: EvalRequest, inputs: dict) -> list[Job]:
                     width=geometry.width, height=geometry.height, bit_depth=geometry.bit_depth, fps=geometry.fps,
                     num_frames=frames, intra_period=request.intra_period,
                     out_dir=str((request.out_dir / name / setting.name / f"q{quality}").resolve()),
-                    num_threads=request.num_threads, model=request.model,
-                    weights_dir=str(request.weights_dir.resolve()) if request.weights_dir else None,
+                    num_threads=request.num_threads, model=request.model, weights_dir=weights_dir,
+                    weights_sha256=weights_sha256(setting, quality),
                 ))
     return jobs
 
