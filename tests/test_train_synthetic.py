@@ -5,13 +5,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vidcodec.train.dead_leaves import dead_leaves_clip
 from vidcodec.train.synthetic import (
     HELDOUT_PHOTOS,
     TRAIN_PHOTOS,
+    clip_mix_problem,
     lavfi_clip,
     load_photo,
     photo_clip,
     random_clip,
+    training_palette,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,6 +69,19 @@ def test_random_clip_splits():
         assert random_clip(rng, 2, 64, 64, split).shape == (2, 64, 64, 3)
     with pytest.raises(ValueError, match="split"):
         random_clip(rng, 2, 64, 64, "test")
+
+
+def test_a_clip_mix_draws_only_its_sources():
+    """A mix of dead leaves alone gives the dead-leaves clip of the seed drawn (no PyAV needed)."""
+    seed_rng, rng = np.random.default_rng(4), np.random.default_rng(4)
+    seed = int(seed_rng.integers(0, 10**6))
+    clip = random_clip(rng, 2, 64, 64, "train", {"dead_leaves": 1.0})
+    assert np.array_equal(clip, dead_leaves_clip(2, 64, 64, seed, training_palette()))
+    assert clip_mix_problem({"photo": 0.6, "dead_leaves": 0.4}) is None
+    assert "known: photo, dead_leaves, lavfi" in clip_mix_problem({"video": 1.0})
+    assert "positive sum" in clip_mix_problem({"photo": 0.0})
+    with pytest.raises(ValueError, match="positive sum"):
+        random_clip(rng, 2, 64, 64, "train", {"photo": -1.0, "lavfi": 1.0})
 
 
 def test_demo_sequence_script_writes_the_expected_file(tmp_path):

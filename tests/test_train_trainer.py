@@ -33,6 +33,27 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
     assert "val_psnr_p" in log[1] and (tmp_path / "resumed" / "loss.png").exists()
 
 
+def test_a_wall_time_limit_stops_with_a_checkpoint_and_the_mix_is_recorded(tmp_path):
+    """--max-minutes: a chunk on a lent machine ends cleanly; here a limit of 0 s stops before step 1."""
+    mix = {"photo": 0.5, "dead_leaves": 0.5}
+    trainer = Trainer(TrainConfig(steps=4, clip_mix=mix, **TINY), tmp_path / "run")
+    trainer.run(progress=False, max_wall_s=0.0)
+    assert trainer.step == 0 and (tmp_path / "run" / "last.pt").exists()
+    trainer.run(progress=False, max_steps=1)
+    trainer.export(tmp_path / "m.pt")
+    provenance = load_model("ssf-small", checkpoint=tmp_path / "m.pt").provenance
+    assert provenance["clip_mix"] == mix and provenance["curriculum"][-1]["clip_mix"] == mix
+
+
+def test_cli_names_a_malformed_clip_mix(tmp_path, capsys):
+    from vidcodec.cli import main
+
+    assert main(["train", "--out", str(tmp_path), "--clip-mix", "photo=most"]) != 0
+    assert "--clip-mix 'photo=most' (expected SOURCE=FRACTION" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path), "--clip-mix", "video=1"]) != 0
+    assert "clip_mix has sources video" in capsys.readouterr().err
+
+
 def test_export_gives_a_loadable_checkpoint_with_provenance(tmp_path):
     trainer = Trainer(TrainConfig(steps=1, **TINY), tmp_path / "run")
     trainer.run(progress=False)
