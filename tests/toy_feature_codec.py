@@ -118,10 +118,12 @@ class ToyFeatureCodec(CompressionModel, FrameCodec):
     # --- coding ---------------------------------------------------------------------------------
     @torch.no_grad()
     def encode_intra(self, x: torch.Tensor, picture_size=None) -> CodedFrame:
-        latent, x_hat, shift_indexes, shift = self.encode_latent(
-            "intra", self.intra_analysis(x) * LATENT_GAIN, self._intra_picture, x, picture_size)
-        return CodedFrame(self.intra_part_names, [latent.z_bytes, latent.y_bytes], x_hat,
-                          entropy_hash([latent.scale_indexes], latent.table_digest), shift_indexes, shift)
+        encoded = self.encode_latent("intra", self.intra_analysis(x) * LATENT_GAIN, self._intra_picture, x,
+                                     picture_size)
+        latent = encoded.coded
+        return CodedFrame(self.intra_part_names, [latent.z_bytes, latent.y_bytes], encoded.x_hat,
+                          entropy_hash([latent.scale_indexes], latent.table_digest), encoded.shift_indexes,
+                          encoded.shift)
 
     @torch.no_grad()
     def decode_intra(self, parts, frame_shape, expected_hash, shift_indexes=()) -> torch.Tensor:
@@ -135,11 +137,12 @@ class ToyFeatureCodec(CompressionModel, FrameCodec):
     @torch.no_grad()
     def encode_inter(self, x: torch.Tensor, state: torch.Tensor, picture_size=None) -> CodedFrame:
         y = self.context_analysis(torch.cat((x, state), dim=1)) * LATENT_GAIN
-        latent, x_hat, shift_indexes, shift = self.encode_latent(
-            "contextual", y, lambda y_hat: self._context_picture(y_hat, state), x, picture_size)
-        return CodedFrame(self.inter_part_names, [latent.z_bytes, latent.y_bytes], x_hat,
-                          entropy_hash([latent.scale_indexes], latent.table_digest), shift_indexes, shift,
-                          state=self._next_state(x_hat, state))
+        encoded = self.encode_latent("contextual", y, lambda y_hat: self._context_picture(y_hat, state), x,
+                                     picture_size)
+        latent = encoded.coded
+        return CodedFrame(self.inter_part_names, [latent.z_bytes, latent.y_bytes], encoded.x_hat,
+                          entropy_hash([latent.scale_indexes], latent.table_digest), encoded.shift_indexes,
+                          encoded.shift, state=self._next_state(encoded.x_hat, state))
 
     @torch.no_grad()
     def decode_inter(self, parts, state, frame_shape, expected_hash, shift_indexes=()):

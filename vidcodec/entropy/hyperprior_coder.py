@@ -37,9 +37,22 @@ class CodedLatent:
     table_digest: bytes = b""  # hash of the lattice PMF tables used (empty for scalar coding)
 
 
+def hyperprior_parameters(hyperprior: nn.Module, z_hat: torch.Tensor, context: torch.Tensor | None = None):
+    """(scales, means) of y from z_hat: the hyper-decoders' output, or, for a hyperprior that fuses a
+    prior from other decoded data (a method ``entropy_parameters(z_hat, context)``, e.g. the temporal
+    prior of a conditional codec), that method's. Training and coding both call this."""
+    if hasattr(hyperprior, "entropy_parameters"):
+        return hyperprior.entropy_parameters(z_hat, context)
+    if context is not None:
+        raise ValueError(f"{type(hyperprior).__name__} takes no context (it has no entropy_parameters method)")
+    return hyperprior.hyper_decoder_scale(z_hat), hyperprior.hyper_decoder_mean(z_hat)
+
+
 class HyperpriorCoder:
     """Codes latents of a compressai-style hyperprior module (entropy_bottleneck, hyper_encoder,
-    hyper_decoder_mean, hyper_decoder_scale, gaussian_conditional), such as the three of SSF.
+    hyper_decoder_mean, hyper_decoder_scale, gaussian_conditional), such as the three of SSF. A
+    ``context`` (decoded data both sides hold, e.g. temporal context features) reaches the entropy
+    parameters of a hyperprior that takes one (hyperprior_parameters).
 
     The module's CDF tables must be up to date (``model.update(force=True)`` after loading weights).
     """
@@ -53,21 +66,20 @@ class HyperpriorCoder:
         """Hash of the lattice tables y will be coded with (known from the scale indexes alone)."""
         return self.y_coder.table_digest(scale_indexes) if self.y_coder is not None else b""
 
-    def _entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _entropy_parameters(self, z_hat: torch.Tensor, context: torch.Tensor | None = None):
         hp = self.hyperprior
-        sigma = hp.hyper_decoder_scale(z_hat)
-        mu = hp.hyper_decoder_mean(z_hat)
+        sigma, mu = hyperprior_parameters(hp, z_hat, context)
         scale_indexes = hp.gaussian_conditional.build_indexes(sigma)
         sigma = hp.gaussian_conditional.lower_bound_scale(sigma)
         return mu, sigma, scale_indexes
 
-    def encode(self, y: torch.Tensor) -> CodedLatent:
+    def encode(self, y: torch.Tensor, context: torch.Tensor | None = None) -> CodedLatent:
         """y: (1,C,h,w) float32 latent from the analysis transform."""
         hp = self.hyperprior
         z = hp.hyper_encoder(y)
         z_bytes = hp.entropy_bottleneck.compress(z)[0]
         z_hat = hp.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
-        mu, sigma, scale_indexes = self._entropy_parameters(z_hat)
+        mu, sigma, scale_indexes = self._entropy_parameters(z_hat, context)
         if self.y_coder is not None:
             y_bytes, y_hat, digest = self.y_coder.encode(y, mu, scale_indexes)
             return CodedLatent(z_bytes, y_bytes, y_hat, mu, sigma, scale_indexes, digest)
@@ -75,11 +87,12 @@ class HyperpriorCoder:
         y_bytes = hp.gaussian_conditional.compress(y_symbols + mu, scale_indexes, mu)[0]
         return CodedLatent(z_bytes, y_bytes, y_symbols + mu, mu, sigma, scale_indexes)
 
-    def decode_side(self, z_bytes: bytes, z_shape: tuple[int, int]) -> EntropyParameters:
+    def decode_side(self, z_bytes: bytes, z_shape: tuple[int, int],
+                    context: torch.Tensor | None = None) -> EntropyParameters:
         """Decode z and derive (mu, sigma, scale_indexes); z_shape = (h_z, w_z). Split from
         decode_main so the decoder can check the desync guard before it decodes any y."""
         z_hat = self.hyperprior.entropy_bottleneck.decompress([z_bytes], z_shape)
-        return EntropyParameters(*self._entropy_parameters(z_hat))
+        return EntropyParameters(*self._entropy_parameters(z_hat, context))
 
     def decode_main(self, y_bytes: bytes, params: EntropyParameters) -> torch.Tensor:
         """Decode y given its entropy parameters; returns y_hat = symbols + mu."""

@@ -68,6 +68,18 @@ class CodedFrame:
 
 
 @dataclass
+class EncodedLatent:
+    """One latent through FrameCodec.encode_latent: the coded latent, y_hat as the decoder will hold
+    it (shifted when its role is), the finished frame synthesized from it, and the shift signalled."""
+
+    coded: CodedLatent
+    y_hat: torch.Tensor
+    x_hat: torch.Tensor
+    shift_indexes: tuple[int, ...] = ()
+    shift: object = None  # latent_shift.ShiftChoice, None without shift
+
+
+@dataclass
 class TrainingOutput:
     """The training forward of a curriculum stage (train/curriculum.py), for any codec.
 
@@ -133,23 +145,27 @@ class FrameCodec(ABC):
         return self.tools.shift is not None and role in self.tools.shift.roles
 
     def encode_latent(self, role: str, y: torch.Tensor, synthesize: Callable[[torch.Tensor], torch.Tensor],
-                      x: torch.Tensor, picture_size: tuple[int, int] | None):
-        """Code latent ``y`` of ``role``; (CodedLatent, x_hat, shift indexes, ShiftChoice or None).
-        ``synthesize(y_hat)`` -> finished padded frame: the shift picks its step on it."""
+                      x: torch.Tensor, picture_size: tuple[int, int] | None,
+                      context: torch.Tensor | None = None) -> EncodedLatent:
+        """Code latent ``y`` of ``role``. ``synthesize(y_hat)`` -> finished padded frame: the shift
+        picks its step on it. ``context``: decoded data the role's entropy parameters depend on
+        (hyperprior_coder.hyperprior_parameters)."""
         coder = self.latent_coders[role]
-        latent = coder.encode(y)
+        latent = coder.encode(y, context)
         if not self.shifts(role):
-            return latent, synthesize(latent.y_hat), (), None
+            return EncodedLatent(latent, latent.y_hat, synthesize(latent.y_hat))
         g = entropy_gradient(latent.y_hat, latent.mu, latent.sigma, coder.y_coder is not None)
         choice = choose_shift(synthesize, latent.y_hat, g, x, picture_size or tuple(x.shape[-2:]), self.tools.shift)
-        return latent, choice.x_hat, choice.indexes, choice
+        y_hat = shifted(latent.y_hat, g, self.tools.shift, choice.indexes)
+        return EncodedLatent(latent, y_hat, choice.x_hat, choice.indexes, choice)
 
-    def decode_side(self, role: str, z_bytes: bytes, z_shape: tuple[int, int]) -> EntropyParameters:
+    def decode_side(self, role: str, z_bytes: bytes, z_shape: tuple[int, int],
+                    context: torch.Tensor | None = None) -> EntropyParameters:
         # A corrupted but CRC-valid stream cannot reach here (the CRC catches it), yet a stream
         # written by a buggy or hostile encoder can: rANS on garbage returns garbage, it does not
         # raise, and compressai raises ValueError/RuntimeError on some inputs. Name the part.
         try:
-            return self.latent_coders[role].decode_side(z_bytes, z_shape)
+            return self.latent_coders[role].decode_side(z_bytes, z_shape, context)
         except (ValueError, RuntimeError) as error:
             raise BitstreamError(f"{role} z could not be decoded: {error}") from None
 

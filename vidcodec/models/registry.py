@@ -29,6 +29,7 @@ from compressai.entropy_models import GaussianConditional
 from compressai.models.base import get_scale_table
 
 from vidcodec.errors import CheckpointError
+from vidcodec.models.dcvc_small import DcvcSmallCodec
 from vidcodec.models.interface import FrameCodec
 from vidcodec.models.ssf import ScaleSpaceFlowCodec
 
@@ -62,6 +63,11 @@ MODELS: dict[str, ModelSpec] = {
         builder=ScaleSpaceFlowCodec,
         default_config={"mid_planes": 48, "latent_planes": 64, "flow_in_pixels": True},
         description="SSF structure with narrow layers, trainable on a CPU",
+    ),
+    "dcvc-small": ModelSpec(
+        builder=DcvcSmallCodec,
+        default_config={"features": 64, "latent": 96},
+        description="conditional (DCVC-style) codec: implicit motion, temporal prior, feature state",
     ),
 }
 

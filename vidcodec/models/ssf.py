@@ -140,16 +140,15 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
     # no_grad rather than inference_mode: the fast shift search takes Jacobian-vector products.
     @torch.no_grad()
     def encode_intra(self, x: torch.Tensor, picture_size: tuple[int, int] | None = None) -> CodedFrame:
-        intra, x_hat, shift_indexes, shift = self.encode_latent(
-            "intra", self.img_encoder(x), self._synthesize_intra, x, picture_size
-        )
+        encoded = self.encode_latent("intra", self.img_encoder(x), self._synthesize_intra, x, picture_size)
+        intra = encoded.coded
         return CodedFrame(
             part_names=self.intra_part_names,
             parts=[intra.z_bytes, intra.y_bytes],
-            x_hat=x_hat,
+            x_hat=encoded.x_hat,
             entropy_hash=entropy_hash([intra.scale_indexes], intra.table_digest),
-            shift_indexes=shift_indexes,
-            shift=shift,
+            shift_indexes=encoded.shift_indexes,
+            shift=encoded.shift,
             latents={"intra": intra},
         )
 
@@ -167,19 +166,18 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         def synthesize(y_res: torch.Tensor) -> torch.Tensor:
             return self._synthesize_inter(x_pred, y_res, motion.y_hat)
 
-        residual, x_hat, shift_indexes, shift = self.encode_latent(
-            "residual", self.res_encoder(x - x_pred), synthesize, x, picture_size
-        )
+        encoded = self.encode_latent("residual", self.res_encoder(x - x_pred), synthesize, x, picture_size)
+        residual = encoded.coded
         return CodedFrame(
             part_names=self.inter_part_names,
             parts=[motion.z_bytes, motion.y_bytes, residual.z_bytes, residual.y_bytes],
-            x_hat=x_hat,
+            x_hat=encoded.x_hat,
             entropy_hash=entropy_hash([motion.scale_indexes, residual.scale_indexes],
                                       residual.table_digest + motion.table_digest),
-            shift_indexes=shift_indexes,
-            shift=shift,
+            shift_indexes=encoded.shift_indexes,
+            shift=encoded.shift,
             latents={"motion": motion, "residual": residual, "x_pred": x_pred},
-            state=x_hat,
+            state=encoded.x_hat,
         )
 
     @torch.no_grad()

@@ -33,6 +33,7 @@ import torch
 from compressai.models.base import get_scale_table
 from compressai.ops import quantize_ste
 
+from vidcodec.entropy.hyperprior_coder import hyperprior_parameters
 from vidcodec.entropy.lattice_coder import lattice_tuples
 from vidcodec.quant.lattice import get_lattice
 from vidcodec.tools import QUANT_SCOPES
@@ -79,13 +80,12 @@ class LatticeHyperpriorForward:
                 for n, picture in enumerate(scale_indexes.cpu())]
         return torch.cat(rows).to(scale_indexes.device)
 
-    def __call__(self, y: torch.Tensor):
+    def __call__(self, y: torch.Tensor, context: torch.Tensor | None = None):
         hp = self.hyperprior
         gc = hp.gaussian_conditional
         z = hp.hyper_encoder(y)
         z_hat, z_likelihoods = hp.entropy_bottleneck(z)
-        scales = hp.hyper_decoder_scale(z_hat)
-        means = hp.hyper_decoder_mean(z_hat)
+        scales, means = hyperprior_parameters(hp, z_hat, context)
         # The scalar path everywhere first (CompressAI's), then the tuples are overwritten.
         _, y_likelihoods = gc(y, scales, means)
         y_hat = quantize_ste(y - means) + means

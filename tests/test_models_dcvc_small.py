@@ -1,0 +1,84 @@
+"""dcvc-small: the conditional codec's training forward, its feature state, its temporal prior under
+the desync guard, and bit-exact coding with Oct-Quant and the latent shift on its contextual latent."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vidcodec.bitstream.errors import DecoderDesyncError
+from vidcodec.config import load_config
+from vidcodec.io.color import rgb_to_yuv420
+from vidcodec.io.yuv import SequenceGeometry, YuvReader, YuvWriter
+from vidcodec.models.dcvc_small import DcvcSmallCodec
+from vidcodec.models.registry import build_model, load_model, save_checkpoint
+from vidcodec.pipeline import decode_sequence, encode_sequence
+from vidcodec.tools import CodingTools
+from vidcodec.train.distributed import single_process_context
+from vidcodec.train.synthetic import photo_clip
+from vidcodec.train.trainer import TrainConfig, Trainer
+
+SMALL = {"features": 16, "latent": 16}
+
+
+@pytest.fixture(scope="module")
+def codec() -> DcvcSmallCodec:
+    torch.manual_seed(0)
+    model = build_model("dcvc-small", **SMALL).eval()
+    model.update(force=True)
+    return model
+
+
+@pytest.mark.parametrize("stage, coded, roles", [("intra", 1, [{"intra"}]), ("pairs", 1, [{"contextual"}]),
+                                                 ("chains", 3, [{"intra"}, {"contextual"}, {"contextual"}])])
+def test_training_forward_codes_the_frames_of_each_stage(codec, stage, coded, roles):
+    frames = [torch.rand(1, 3, 64, 128) for _ in range(3)]
+    out = codec(frames, stage=stage)
+    assert len(out.x_hat) == coded and [set(frame) for frame in out.likelihoods] == roles
+    assert all(x.shape == (1, 3, 64, 128) for x in out.x_hat)
+
+
+def test_p_frames_decode_bit_exactly_with_a_feature_state(codec):
+    torch.manual_seed(1)
+    x0, x1 = torch.rand(1, 3, 64, 128), torch.rand(1, 3, 64, 128)
+    intra = codec.encode_intra(x0)
+    state = codec.start_state(codec.decode_intra(intra.parts, (64, 128), intra.entropy_hash))
+    assert state.shape == (1, SMALL["features"], 8, 16)  # features at 1/8, not a picture
+    inter = codec.encode_inter(x1, codec.start_state(intra.x_hat))
+    x_hat, next_state = codec.decode_inter(inter.parts, state, (64, 128), inter.entropy_hash)
+    assert torch.equal(x_hat, inter.x_hat) and torch.equal(next_state, inter.state)
+    # The temporal prior reads the state: another state gives other entropy parameters, and the
+    # desync guard refuses instead of decoding garbage.
+    with pytest.raises(DecoderDesyncError):
+        codec.decode_inter(inter.parts, state + 0.5, (64, 128), inter.entropy_hash)
+
+
+def test_a_sequence_round_trips_with_oct_and_the_latent_shift_on_the_contextual_latent(codec, tmp_path):
+    checkpoint = tmp_path / "dcvc.pt"
+    save_checkpoint(checkpoint, codec, "dcvc-small", {"purpose": "test"})
+    geometry = SequenceGeometry(112, 72, 8, 30.0)
+    sequence = tmp_path / "clip.yuv"
+    with YuvWriter(sequence, geometry) as writer:
+        for frame in photo_clip("coffee", 3, geometry.height, geometry.width, seed=5):
+            writer.write_frame(rgb_to_yuv420(torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))[None], 8))
+    config = load_config(None, {"model": "dcvc-small", "checkpoint": str(checkpoint), "quality": None,
+                                "quant": "oct", "latent_shift": True, "num_threads": 1})
+    result = encode_sequence(YuvReader(sequence, geometry), tmp_path / "out", config, recon_path=tmp_path / "rec.yuv",
+                             progress=False)
+    assert [r["rho"] is not None for r in result.records] == [False, True, True]
+    assert all(r["bits_contextual_y"] > 0 for r in result.records[1:])
+    decode_sequence(tmp_path / "out", tmp_path / "dec.yuv", checkpoint=checkpoint, progress=False)
+    assert (tmp_path / "dec.yuv").read_bytes() == (tmp_path / "rec.yuv").read_bytes()
+    codec.attach_tools(CodingTools())
+
+
+def test_the_trainer_trains_it_with_the_lattice_in_the_loop(tmp_path):
+    config = TrainConfig(model="dcvc-small", model_config=SMALL, steps=1, batch_size=1, clip_frames=2, crop=128,
+                         validation_clips=1, validate_every=1, num_threads=1, data_workers=0, lattice="a3*",
+                         lattice_samples=16)
+    trainer = Trainer(config.validate(), tmp_path / "run", single_process_context())
+    assert "forward" in vars(trainer.model.contextual_hyperprior)
+    trainer.run(progress=False)
+    trainer.export(tmp_path / "m.pt")
+    assert load_model("dcvc-small", checkpoint=tmp_path / "m.pt").codec.config() == SMALL

@@ -1,0 +1,210 @@
+"""dcvc-small: a conditional (DCVC-style) video codec small enough to train on a CPU.
+
+After DCVC-RT's implicit-motion design (microsoft/DCVC; this is our own, much smaller code): frames
+are folded to 1/8 resolution by pixel_unshuffle, and a P-frame is coded *conditionally* on the
+decoder's features of the previous frame instead of as a motion-compensated residual:
+
+  context  c = the decoder features of the previous frame (F channels at 1/8): the decoded state,
+           carried from frame to frame (after an I-frame: features of its reconstruction, so any
+           intra model can start it)
+  encoder  y = g_a(unshuffle(x), c)                                 (C channels at 1/16)
+  prior    mean and scale of y fuse the hyperprior (z through an EntropyBottleneck) with a temporal
+           prior computed from c (ContextualHyperprior.entropy_parameters): the decoder has c, so
+           the entropy parameters depend on decoded data only; the desync guard hashes the scale
+           indexes they give
+  decoder  features f = g_s(y_hat, c); x_hat = shuffle(to_pixels(f)); the next context is f
+
+The I-frame path is the same fold with a plain hyperprior. Latent roles: "intra" and "contextual";
+the coding tools (lattice quantizer, latent shift) attach to "contextual" by default, the paper's
+scope for DCVC. Frames are padded to multiples of 64 (1/16 for y, then two stride-2 steps for z).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models import CompressionModel
+from compressai.ops import quantize_ste
+from torch import nn
+
+from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, entropy_hash, hyperprior_parameters
+from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput, check_entropy_hash, check_part_count
+
+FOLD = 8  # pixel_unshuffle factor: 3 x 64 values per position
+
+
+def _conv(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
+
+
+def _deconv(cin: int, cout: int) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin, cout, 5, stride=2, padding=2, output_padding=1)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_conv(channels, channels), nn.LeakyReLU(0.1), _conv(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Hyperprior(nn.Module):
+    """z = h_a(y) at 1/4 of y's resolution; mean and scale of y from z (CompressAI's interface)."""
+
+    def __init__(self, latent: int) -> None:
+        super().__init__()
+        self.entropy_bottleneck = EntropyBottleneck(latent)
+        self.hyper_encoder = nn.Sequential(_conv(latent, latent), nn.LeakyReLU(0.1), _conv(latent, latent, 5, 2),
+                                           nn.LeakyReLU(0.1), _conv(latent, latent, 5, 2))
+        self.hyper_decoder_mean = nn.Sequential(_deconv(latent, latent), nn.LeakyReLU(0.1), _deconv(latent, latent))
+        self.hyper_decoder_scale = nn.Sequential(_deconv(latent, latent), nn.LeakyReLU(0.1), _deconv(latent, latent),
+                                                 nn.Softplus())
+        self.gaussian_conditional = GaussianConditional(None)
+
+    def forward(self, y: torch.Tensor, context: torch.Tensor | None = None):
+        z_hat, z_likelihoods = self.entropy_bottleneck(self.hyper_encoder(y))
+        scales, means = hyperprior_parameters(self, z_hat, context)
+        _, y_likelihoods = self.gaussian_conditional(y, scales, means)
+        return quantize_ste(y - means) + means, {"y": y_likelihoods, "z": z_likelihoods}
+
+
+class ContextualHyperprior(Hyperprior):
+    """A hyperprior whose mean and scale also see a temporal prior from the context features."""
+
+    def __init__(self, latent: int, features: int) -> None:
+        super().__init__(latent)
+        self.temporal_prior = nn.Sequential(_conv(features, latent, 5, 2), nn.LeakyReLU(0.1), _conv(latent, 2 * latent))
+        self.fuse = nn.Sequential(_conv(4 * latent, 2 * latent, 1), nn.LeakyReLU(0.1), _conv(2 * latent, 2 * latent, 1))
+
+    def entropy_parameters(self, z_hat: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hyper = torch.cat((self.hyper_decoder_scale(z_hat), self.hyper_decoder_mean(z_hat)), dim=1)
+        scales, means = self.fuse(torch.cat((hyper, self.temporal_prior(context)), dim=1)).chunk(2, dim=1)
+        return F.softplus(scales), means
+
+
+class DcvcSmallCodec(CompressionModel, FrameCodec):
+    pad_multiple = 64
+    intra_part_names = ("intra_z", "intra_y")
+    inter_part_names = ("contextual_z", "contextual_y")
+
+    def __init__(self, features: int = 64, latent: int = 96) -> None:
+        super().__init__()
+        self.features, self.latent = features, latent
+        folded = 3 * FOLD * FOLD
+        # I-frames
+        self.intra_analysis = nn.Sequential(_conv(folded, features, 1), ResidualBlock(features),
+                                            _conv(features, latent, 5, 2))
+        self.intra_synthesis = nn.Sequential(_deconv(latent, features), ResidualBlock(features),
+                                             _conv(features, folded, 1))
+        self.intra_hyperprior = Hyperprior(latent)
+        # P-frames
+        self.context_from_picture = nn.Sequential(_conv(folded, features, 1), ResidualBlock(features))
+        self.context_analysis = nn.Sequential(_conv(folded + features, features, 1), ResidualBlock(features),
+                                              _conv(features, latent, 5, 2))
+        self.context_synthesis_up = _deconv(latent, features)
+        self.context_synthesis = nn.Sequential(_conv(2 * features, features), ResidualBlock(features),
+                                               ResidualBlock(features))
+        self.to_pixels = _conv(features, folded, 1)
+        self.contextual_hyperprior = ContextualHyperprior(latent, features)
+        self.latent_coders = {"intra": HyperpriorCoder(self.intra_hyperprior),
+                              "contextual": HyperpriorCoder(self.contextual_hyperprior)}
+
+    def config(self) -> dict:
+        return {"features": self.features, "latent": self.latent}
+
+    @staticmethod
+    def parameter_role(name: str) -> str:
+        return "intra" if name.startswith("intra_") else "inter"
+
+    # --- synthesis, shared by encoder, decoder and training -------------------------------------
+    def _intra_picture(self, y_hat: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.intra_synthesis(y_hat), FOLD).clamp(0.0, 1.0)
+
+    def _features(self, y_hat: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.context_synthesis(torch.cat((self.context_synthesis_up(y_hat), context), dim=1))
+
+    def _picture(self, features: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.to_pixels(features), FOLD).clamp(0.0, 1.0)
+
+    def _contextual_y(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.context_analysis(torch.cat((F.pixel_unshuffle(x, FOLD), context), dim=1))
+
+    def start_state(self, x_hat: torch.Tensor) -> torch.Tensor:
+        return self.context_from_picture(F.pixel_unshuffle(x_hat, FOLD))
+
+    # --- training ---------------------------------------------------------------------------------
+    def forward(self, frames: list[torch.Tensor], stage: str = "chains") -> TrainingOutput:
+        """Curriculum stages (train/curriculum.py): "intra" codes frames[0]; "pairs" codes frames[1]
+        against the context of the uncompressed frames[0]; "chains" codes I, P, P, ..."""
+        if stage not in ("intra", "pairs", "chains"):
+            raise ValueError(f"stage='{stage}' (expected intra, pairs or chains)")
+        outputs = TrainingOutput([], [])
+        if stage == "pairs":
+            context = self.start_state(frames[0])
+        else:
+            y_hat, likelihoods = self.intra_hyperprior(self.intra_analysis(F.pixel_unshuffle(frames[0], FOLD)))
+            x_hat = self._intra_picture(y_hat)
+            outputs.x_hat.append(x_hat)
+            outputs.likelihoods.append({"intra": likelihoods})
+            if stage == "intra":
+                return outputs
+            context = self.start_state(x_hat)
+        for x in frames[1:2] if stage == "pairs" else frames[1:]:
+            y_hat, likelihoods = self.contextual_hyperprior(self._contextual_y(x, context), context)
+            context = self._features(y_hat, context)
+            outputs.x_hat.append(self._picture(context))
+            outputs.likelihoods.append({"contextual": likelihoods})
+        return outputs
+
+    # --- coding -------------------------------------------------------------------------------------
+    def _z_shape(self, frame_shape: tuple[int, int]) -> tuple[int, int]:
+        return frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple
+
+    @torch.no_grad()
+    def encode_intra(self, x: torch.Tensor, picture_size: tuple[int, int] | None = None) -> CodedFrame:
+        y = self.intra_analysis(F.pixel_unshuffle(x, FOLD))
+        encoded = self.encode_latent("intra", y, self._intra_picture, x, picture_size)
+        latent = encoded.coded
+        return CodedFrame(self.intra_part_names, [latent.z_bytes, latent.y_bytes], encoded.x_hat,
+                          entropy_hash([latent.scale_indexes], latent.table_digest), encoded.shift_indexes,
+                          encoded.shift, latents={"intra": latent})
+
+    @torch.no_grad()
+    def decode_intra(self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
+                     shift_indexes: tuple[int, ...] = ()) -> torch.Tensor:
+        check_part_count(parts, self.intra_part_names, "I")
+        self.check_shift_indexes(shift_indexes, ("intra",))
+        params = self.decode_side("intra", parts[0], self._z_shape(frame_shape))
+        check_entropy_hash([params.scale_indexes], expected_hash, self.table_digest("intra", params.scale_indexes))
+        y_hat, _ = self.decode_latent("intra", parts[1], params, shift_indexes)
+        return self._intra_picture(y_hat)
+
+    @torch.no_grad()
+    def encode_inter(self, x: torch.Tensor, state: torch.Tensor,
+                     picture_size: tuple[int, int] | None = None) -> CodedFrame:
+        def synthesize(y_hat: torch.Tensor) -> torch.Tensor:
+            return self._picture(self._features(y_hat, state))
+
+        encoded = self.encode_latent("contextual", self._contextual_y(x, state), synthesize, x, picture_size,
+                                     context=state)
+        latent = encoded.coded
+        # The next context from the latent as the decoder will hold it (shifted when it is).
+        return CodedFrame(self.inter_part_names, [latent.z_bytes, latent.y_bytes], encoded.x_hat,
+                          entropy_hash([latent.scale_indexes], latent.table_digest), encoded.shift_indexes,
+                          encoded.shift, latents={"contextual": latent}, state=self._features(encoded.y_hat, state))
+
+    @torch.no_grad()
+    def decode_inter(self, parts: list[bytes], state: torch.Tensor, frame_shape: tuple[int, int],
+                     expected_hash: bytes, shift_indexes: tuple[int, ...] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+        check_part_count(parts, self.inter_part_names, "P")
+        self.check_shift_indexes(shift_indexes, ("contextual",))
+        params = self.decode_side("contextual", parts[0], self._z_shape(frame_shape), context=state)
+        check_entropy_hash([params.scale_indexes], expected_hash,
+                           self.table_digest("contextual", params.scale_indexes))
+        y_hat, _ = self.decode_latent("contextual", parts[1], params, shift_indexes)
+        features = self._features(y_hat, state)
+        return self._picture(features), features
+
