@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -72,3 +74,9 @@ def test_symbol_lookup_agrees_with_a_dictionary():
     expected = [lookup.get(tuple(row), -1) for row in queries.tolist()]
     assert table.symbols_of(queries).tolist() == expected
     assert table.symbols_of(queries.reshape(50, 100, 3)).shape == (50, 100)
+
+
+def test_the_test_session_builds_tables_in_its_own_directory():
+    """conftest.py: tests never read or fill the machine's cache (~/.cache/vidcodec)."""
+    directory = TableCache().directory
+    assert Path.home() / ".cache" not in directory.parents and "vidcodec-test-cache-" in str(directory)
