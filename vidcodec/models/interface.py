@@ -7,11 +7,13 @@ to [0,1], because that is what is displayed and what the next frame is predicted
 What a codec declares:
   * its latents by role (tools.ROLES: intra, motion, residual, contextual) in ``latent_coders``:
     one HyperpriorCoder per role, over a CompressAI-style hyperprior module (entropy_bottleneck,
-    hyper_encoder, hyper_decoder_mean/scale, gaussian_conditional). The coding tools attach to
-    roles (``attach_tools``), the lattice in the training loop to their hyperprior modules
-    (train/lattice_loop.py); no tool knows a model's attribute names.
-  * an opaque decoded state, what a P-frame is coded against: the previous picture (SSF), a
-    feature buffer and previous latents (DCVC-style), ... ``start_state(x_hat)`` makes it from an
+    hyper_encoder, hyper_decoder_mean/scale, gaussian_conditional; a module whose entropy
+    parameters also depend on decoded data, e.g. a temporal prior, defines
+    ``entropy_parameters(z_hat, context)``, see hyperprior_coder.hyperprior_parameters). The coding
+    tools attach to roles (``attach_tools``), the lattice in the training loop to their hyperprior
+    modules (train/lattice_loop.py); no tool knows a model's attribute names.
+  * an opaque decoded state, what a P-frame is coded against: the previous picture (SSF), the
+    previous frame's decoder features (dcvc-small), ... ``start_state(x_hat)`` makes it from an
     I-frame's reconstruction (which may come from another codec: the intra and inter models of a
     stream may differ), ``encode_inter`` / ``decode_inter`` return the next one. It must be a
     function of decoded data only, so encoder and decoder hold the same state bit for bit.
