@@ -6,8 +6,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
+from vidcodec.errors import ConfigError
 from vidcodec.models.registry import load_model
 from vidcodec.train.synthetic import DATA_RECIPE_VERSION
 from vidcodec.train.trainer import TrainConfig, Trainer
@@ -52,6 +54,17 @@ def test_cli_names_a_malformed_clip_mix(tmp_path, capsys):
     assert "--clip-mix 'photo=most' (expected SOURCE=FRACTION" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path), "--clip-mix", "video=1"]) != 0
     assert "clip_mix has sources video" in capsys.readouterr().err
+
+
+def test_a_run_directory_is_not_resumed_from_another_start(tmp_path):
+    """A run started from one checkpoint (or none) cannot be resumed as if started from another."""
+    first = Trainer(TrainConfig(steps=2, **TINY), tmp_path / "run")
+    first.run(progress=False, max_steps=1)
+    first.export(tmp_path / "other.pt")
+    with pytest.raises(ConfigError, match="holds a run started otherwise .*init_from: run has None, asked '"):
+        Trainer(TrainConfig(steps=2, init_from=str(tmp_path / "other.pt"), **TINY), tmp_path / "run")
+    resumed = Trainer(TrainConfig(steps=3, **TINY), tmp_path / "run")  # more steps: the same run
+    assert resumed.step == 1
 
 
 def test_export_gives_a_loadable_checkpoint_with_provenance(tmp_path):

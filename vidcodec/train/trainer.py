@@ -54,6 +54,8 @@ from vidcodec.train.lattice_loop import install_lattice_in_the_loop
 from vidcodec.train.synthetic import CLIP_MIX, DATA_RECIPE_VERSION, clip_mix_problem, random_clip
 
 
+# What a run directory's last.pt must agree on with the command that resumes it.
+RUN_IDENTITY_KEYS = ("model", "model_config", "stage", "init_from", "init_roles_from", "lattice")
 # A hyperprior sees crop / pad_multiple values of z per side (SSF: 2 x 2 at 256, CompressAI's training
 # crop); with 1 x 1 it learns entropy parameters for that case only.
 SMALLEST_SAFE_Z_SIDE = 2
@@ -342,6 +344,16 @@ class Trainer:
                 f"{self.state_path} was written with world_size={saved_world_size} (training processes) and this "
                 f"run has world_size={self.ctx.world_size}: resume it {how}, or train into a new --out directory"
             )
+        saved_config = state.get("config", {})
+        changed = [key for key in RUN_IDENTITY_KEYS
+                   if key in saved_config and saved_config[key] != asdict(self.config)[key]]
+        if changed:
+            # Resuming would load weights of another start (or model) into this one: refuse by name
+            # instead of failing on a tensor shape, or silently continuing another run.
+            details = "; ".join(f"{key}: run has {saved_config[key]!r}, asked {asdict(self.config)[key]!r}"
+                                for key in changed)
+            raise ConfigError(f"{self.out_dir} holds a run started otherwise ({details}): resume it with its own "
+                              "settings, or train into a new --out directory")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.aux_optimizer.load_state_dict(state["aux_optimizer"])
