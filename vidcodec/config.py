@@ -37,7 +37,7 @@ class CodecConfig:
     latent_shift_scope: str = "residual"  # tools.SHIFT_SCOPES
     shift_search: str = "fast"  # brute | fast
     shift_groups: int = 1
-    shift_candidates: tuple | None = None  # None = latent_shift.DEFAULT_CANDIDATES
+    shift_candidates: tuple | None = None  # None = tools.DEFAULT_CANDIDATES
     shift_diagnostics: bool = False
     verify: bool = True
 
