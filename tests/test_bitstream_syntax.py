@@ -30,7 +30,7 @@ def make_header(**changes) -> SequenceHeader:
 def make_frame() -> tuple[FrameHeader, list[bytes]]:
     parts = [b"zz", b"y" * 300, b"", b"r" * 7]
     header = FrameHeader(
-        poc=9, frame_type="P", sequence_id=b"abcd", entropy_hash=b"\x00\x01\x02\x03",
+        poc=9, frame_type="P", sequence_id=b"abcd", entropy_hash=b"\x00\x01",
         shift_indexes=(3, 0, 7), part_lengths=tuple(len(p) for p in parts),
     )
     return header, parts
@@ -73,7 +73,7 @@ def test_sequence_header_rejects_invalid_values_even_with_valid_crc():
 
 def test_frame_round_trip():
     header, parts = make_frame()
-    parsed_header, parsed_parts = read_frame(write_frame(header, parts), "f")
+    parsed_header, parsed_parts = read_frame(write_frame(header, parts), "f", b"abcd")
     assert parsed_header == header
     assert parsed_parts == parts
 
@@ -83,7 +83,7 @@ def test_every_truncation_of_a_frame_is_an_error():
     data = write_frame(header, parts)
     for length in range(len(data)):
         with pytest.raises(BitstreamError):
-            read_frame(data[:length], "f")
+            read_frame(data[:length], "f", b"abcd")
 
 
 def test_random_bit_flips_of_a_frame_are_errors():
@@ -97,8 +97,48 @@ def test_random_bit_flips_of_a_frame_are_errors():
         if bytes(flipped) == data:
             continue
         with pytest.raises(BitstreamError):
-            read_frame(bytes(flipped), "f")
+            read_frame(bytes(flipped), "f", b"abcd")
 
 
 def test_sequence_id_differs_between_streams():
     assert sequence_id(make_header().write()) != sequence_id(make_header(num_frames=18).write())
+
+
+@pytest.mark.parametrize("poc, shift_indexes, lengths", [(0, (), (5, 0)), (127, (), (1, 2, 3, 4)),
+                                                         (128, (1,), (0,)), (20000, (0, 2), (300, 20000, 1, 1))])
+def test_frame_fields_round_trip(poc, shift_indexes, lengths):
+    parts = [bytes([i]) * n for i, n in enumerate(lengths)]
+    header = FrameHeader(poc=poc, frame_type="I", sequence_id=b"wxyz", entropy_hash=b"\xff\x00",
+                         shift_indexes=shift_indexes, part_lengths=lengths)
+    assert read_frame(write_frame(header, parts), "f", b"wxyz") == (header, parts)
+
+
+def test_a_p_frame_header_is_compact():
+    """poc < 128, four parts (SSF's motion z/y, residual z/y) of typical q1 sizes, no shift: 13 bytes
+    (37 in syntax versions 2 and 3); the shift adds 1 + one byte per channel group."""
+    parts = [b"z" * 40, b"y" * 900, b"r" * 30, b"Y" * 2000]
+    header = FrameHeader(poc=5, frame_type="P", sequence_id=b"abcd", entropy_hash=b"\x00\x01",
+                         shift_indexes=(), part_lengths=tuple(len(p) for p in parts))
+    assert len(write_frame(header, parts)) - sum(header.part_lengths) == 13
+    shifted = FrameHeader(**{**header.__dict__, "shift_indexes": (3,)})
+    assert len(write_frame(shifted, parts)) - sum(header.part_lengths) == 15
+
+
+def test_a_frame_of_another_stream_is_named_as_such():
+    header, parts = make_frame()
+    with pytest.raises(BitstreamError, match="frame belongs to another sequence"):
+        read_frame(write_frame(header, parts), "f", b"Xbcd")
+    # The first byte of the id agrees: the CRC, which covers all four, refuses it.
+    with pytest.raises(BitstreamError, match="CRC32 mismatch"):
+        read_frame(write_frame(header, parts), "f", b"abcX")
+
+
+def test_non_minimal_varints_and_bad_markers_are_errors():
+    header, parts = make_frame()
+    data = bytearray(write_frame(header, parts))
+    with pytest.raises(BitstreamError, match="frame marker"):
+        read_frame(bytes([data[0] ^ 0x80]) + bytes(data[1:]), "f", b"abcd")
+    padded = bytes(data[:1]) + bytes([data[1] | 0x80, 0]) + bytes(data[2:-4])  # poc 9 as two bytes
+    padded += struct.pack("<I", zlib.crc32(padded, zlib.crc32(b"abcd")))
+    with pytest.raises(BitstreamError, match="not a minimal varint"):
+        read_frame(padded, "f", b"abcd")

@@ -75,6 +75,20 @@ def test_info_prints_the_sequence_header_with_both_models(workspace, capsys):
     header = json.loads(capsys.readouterr().out)
     assert header["intra_model"] == header["inter_model"]
     assert header["inter_model"]["model_id"] == "ssf-small" and len(header["inter_model"]["checkpoint_hash"]) == 32
+    assert "frames" not in header
+
+
+def test_info_frames_lists_each_frame_file_with_its_header_bytes(workspace, capsys):
+    _, _, stream = workspace
+    capsys.readouterr()
+    assert vidcodec_main(["info", str(stream), "--frames"]) == 0
+    frames = json.loads(capsys.readouterr().out)["frames"]
+    records = [json.loads(line) for line in (stream / "rd.jsonl").read_text().splitlines()]
+    assert [f["type"] for f in frames] == [r["frame_type"] for r in records]
+    assert [8 * f["bytes"] for f in frames] == [r["bits"] for r in records]
+    assert [8 * f["header_bytes"] for f in frames] == [r["bits_header"] for r in records]
+    # Syntax version 4: 1 info + 1 poc + 1 sequence id + 2 hash + lengths + 4 CRC (P: 3 lengths).
+    assert all(f["header_bytes"] <= 16 for f in frames)
 
 
 def test_summary_records_averages_config_and_provenance(workspace):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidcodec.bitstream.syntax import read_frame
+from vidcodec.bitstream.syntax import read_frame, sequence_id
 from vidcodec.config import load_config
 from vidcodec.errors import CheckpointError
 from vidcodec.io.color import rgb_to_yuv420
@@ -52,7 +52,8 @@ def encode(sequence: Path, out: Path, **overrides) -> Path:
 
 
 def frame_headers_and_parts(stream: Path):
-    return [read_frame(p.read_bytes(), p.name) for p in sorted((stream / "frames").iterdir())]
+    stream_id = sequence_id((stream / "sequence.hdr").read_bytes())
+    return [read_frame(p.read_bytes(), p.name, stream_id) for p in sorted((stream / "frames").iterdir())]
 
 
 def test_a_feature_state_codec_round_trips_with_oct_and_the_latent_shift(toy, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vidcodec.bitstream.errors import BitstreamError
-from vidcodec.bitstream.syntax import ModelRef, SequenceHeader
+from vidcodec.bitstream.syntax import ModelRef, SequenceHeader, read_frame
 from vidcodec.decoder import Decoder
 from vidcodec.encoder import Encoder
 from vidcodec.models.registry import build_model
@@ -77,11 +77,12 @@ def test_corrupted_payload_with_a_valid_crc_never_crashes(coded, poc):
     decoder, packets = coded
     ready = decoders_at(decoder, packets, poc)
     data = packets[poc].data[:-4]
-    num_parts = data[2 + 4 + 1 + 4 + 4 + 1]
-    payload_start = 2 + 4 + 1 + 4 + 4 + 1 + 1 + 4 * num_parts
+    _, parts = read_frame(packets[poc].data, "valid", decoder.sequence_id)
+    payload_start = len(data) - sum(len(part) for part in parts)
     rng = random.Random(10 + poc)
     for _ in range(200):
         body = bytearray(data)
         for _ in range(rng.randint(1, 8)):
             body[rng.randrange(payload_start, len(body))] = rng.randrange(256)
-        attempt(ready, bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))
+        crc = zlib.crc32(bytes(body), zlib.crc32(decoder.sequence_id))
+        attempt(ready, bytes(body) + struct.pack("<I", crc))

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from vidcodec.bitstream.syntax import ENTROPY_HASH_BYTES
 from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, entropy_hash
 from vidcodec.models.ssf import ScaleSpaceFlowCodec
 
@@ -42,6 +43,6 @@ def test_entropy_hash_depends_on_every_index():
     reference = entropy_hash([indexes])
     changed = indexes.clone()
     changed[0, 1, 3, 4] += 1
-    assert len(reference) == 4
+    assert len(reference) == ENTROPY_HASH_BYTES
     assert entropy_hash([changed]) != reference
     assert entropy_hash([indexes, indexes]) != reference

@@ -177,10 +177,13 @@ def decode_main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_info_command(args: argparse.Namespace) -> int:
-    from vidcodec.pipeline import read_stream_header
+    from vidcodec.pipeline import frame_summaries, read_stream_header
 
     header, _ = read_stream_header(args.stream)
-    print(json.dumps(dataclasses.asdict(header), indent=2, default=lambda value: value.hex()))  # bytes as hex
+    info = dataclasses.asdict(header)
+    if args.frames:
+        info["frames"] = frame_summaries(args.stream)
+    print(json.dumps(info, indent=2, default=lambda value: value.hex()))  # bytes as hex
     return 0
 
 
@@ -337,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_decode_arguments(commands.add_parser("decode", help="same as decode_sequence"))
     info = commands.add_parser("info", help="print the sequence header of a stream")
     info.add_argument("stream", type=Path)
+    info.add_argument("--frames", action="store_true",
+                      help="also list every frame file: type, bytes, header bytes, part lengths, shift indexes")
     info.add_argument("--debug", action="store_true")
     add_train_arguments(commands.add_parser("train", help="train a model on generated clips"))
     add_eval_arguments(commands.add_parser("eval", help="batch evaluation of a dataset (resumable, on Ray)"))

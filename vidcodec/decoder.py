@@ -40,9 +40,7 @@ class Decoder:
 
         Raises BitstreamError on a damaged, foreign, misplaced or desynchronized frame.
         """
-        frame, parts = read_frame(data, where)
-        if frame.sequence_id != self.sequence_id:
-            raise BitstreamError(f"{where}: frame belongs to another sequence (sequence_id mismatch)")
+        frame, parts = read_frame(data, where, self.sequence_id)
         if frame.poc != self._next_poc:
             raise BitstreamError(f"{where}: holds poc {frame.poc}, expected poc {self._next_poc}")
         plan = self.gop.plan(frame.poc)

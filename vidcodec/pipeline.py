@@ -26,7 +26,7 @@ from typing import Iterator
 import torch
 
 from vidcodec.bitstream.errors import BitstreamError
-from vidcodec.bitstream.syntax import ModelRef, SequenceHeader, frame_file_name
+from vidcodec.bitstream.syntax import ModelRef, SequenceHeader, frame_file_name, read_frame, sequence_id
 from vidcodec.config import CodecConfig
 from vidcodec.decoder import Decoder
 from vidcodec.encoder import Encoder
@@ -270,6 +270,24 @@ def read_stream_header(stream_dir: Path) -> tuple[SequenceHeader, bytes]:
         raise BitstreamError(f"{path} not found: {stream_dir} is not a vidcodec stream directory")
     data = path.read_bytes()
     return SequenceHeader.read(data, str(path)), data
+
+
+def frame_summaries(stream_dir: Path) -> list[dict]:
+    """Per frame file of a stream: poc, type, total and header bytes (all but the entropy-coded
+    parts), part lengths and shift indexes; parsed and CRC-checked, not decoded."""
+    header, header_bytes = read_stream_header(stream_dir)
+    stream_id = sequence_id(header_bytes)
+    summaries = []
+    for poc in range(header.num_frames):
+        path = Path(stream_dir) / FRAMES_DIR / frame_file_name(poc)
+        if not path.is_file():
+            raise BitstreamError(f"{path} missing: sequence.hdr announces {header.num_frames} frames")
+        data = path.read_bytes()
+        frame, _ = read_frame(data, str(path), stream_id)
+        summaries.append({"poc": frame.poc, "type": frame.frame_type, "bytes": len(data),
+                          "header_bytes": len(data) - sum(frame.part_lengths),
+                          "part_lengths": list(frame.part_lengths), "shift_indexes": list(frame.shift_indexes)})
+    return summaries
 
 
 def load_model_for_stream(ref: ModelRef, checkpoint: Path | None) -> LoadedModel:

@@ -29,24 +29,31 @@ Layout (all integers little-endian):
     num_threads      u8       torch intra-op threads used for coding; the decoder must use the same
     crc32            u32      over everything before it
 
-``frames/NNNNNN.bin``::
+``frames/NNNNNN.bin``, sized for a P-frame header of about 13 bytes (the frame's payload at q1,
+416x240, is a few hundred)::
 
-    sync             2 bytes  b"VF"
-    poc              u32      display order; must equal NNNNNN
-    frame_type       u8       0 = I, 1 = P
-    sequence_id      4 bytes  first bytes of sha256(sequence.hdr): a frame from another stream is refused
-    entropy_hash     4 bytes  hash of the scale indexes the encoder used (desync guard)
-    shift_indexes    u8 count + u8 x count: per channel group, the index of its step in
-                              shift_candidates; count is 0 for latents the shift does not apply to
-    num_parts        u8
-    part_lengths     u32 x num_parts
-    payload          sum(part_lengths) bytes, the entropy-coded parts in order
-    crc32            u32      over everything before it
+    frame_info       u8       bits 7-6 = 0b10: frame marker (a file that is not a frame is named as such
+                              3 times in 4 before the CRC is checked); bit 5: shift indexes follow;
+                              bit 4: frame type (0 = I, 1 = P); bits 3-0: number of parts - 1
+    poc              varint   display order; must equal NNNNNN (1 byte below 128, 2 below 16384)
+    sequence_id      u8       first byte of sha256(sequence.hdr): names a frame of another stream 255
+                              times in 256; the CRC below covers all four bytes and catches the rest
+    entropy_hash     2 bytes  hash of the entropy parameters the encoder used (desync guard). A desync
+                              is systematic (other weights, threads or floating point) and repeats on
+                              every following frame, so 16 bits miss it with probability 2^-16 per frame
+    shift_indexes    only when bit 5 is set: u8 count (>= 1) + u8 x count, per channel group the index
+                              of its step in shift_candidates
+    part_lengths     varint x (number of parts - 1); the last part runs up to the CRC
+    payload          the entropy-coded parts in order
+    crc32            u32      over the 4-byte sequence_id followed by everything before it
+
+varint: unsigned LEB128 (7 bits a byte, low bits first, bit 7 = more follows), minimal length only.
 
 Bytes are untrusted: reading never asserts, it raises BitstreamError naming the file and field.
 
 Versions: 2 named one model; 3 (codec interface) names an intra and an inter model and widens the
-latent_shift mask to four roles. Frame files are the same in both.
+latent_shift mask to four roles; 4 made the frame header compact (37 bytes for an SSF P-frame in 2
+and 3: fixed-width poc, part lengths, 4-byte sequence id and entropy hash).
 """
 
 from __future__ import annotations
@@ -61,16 +68,19 @@ from fractions import Fraction
 from vidcodec.bitstream.errors import BitstreamError
 
 SEQUENCE_MAGIC = b"VIDC"
-FRAME_SYNC = b"VF"
-SYNTAX_VERSION = 3
+SYNTAX_VERSION = 4
+FRAME_MARKER = 0b10 << 6
+FRAME_MARKER_MASK = 0b11 << 6
+FRAME_HAS_SHIFT = 1 << 5
+FRAME_TYPE_SHIFT = 4
+SEQUENCE_ID_BYTES = 4
+ENTROPY_HASH_BYTES = 2
+MAX_VARINT_BYTES = 5
 CHROMA_FORMAT_420 = 1
 FRAME_TYPE_CODES = {"I": 0, "P": 1}
-MAX_PARTS = 16
+MAX_PARTS = 16  # bits 3-0 of frame_info
 MAX_SHIFT_CANDIDATES = 255
 MAX_SHIFT_MASK = 15  # four roles (tools.ROLE_BITS)
-# A frame part larger than this cannot come from any supported picture size; refusing early keeps a
-# corrupted length field from making us allocate or wait on gigabytes.
-MAX_PART_BYTES = 1 << 30
 
 
 class _ByteReader:
@@ -94,6 +104,17 @@ class _ByteReader:
     def unpack(self, fmt: str, field: str) -> int:
         return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), field))[0]
 
+    def varint(self, field: str) -> int:
+        value = 0
+        for index in range(MAX_VARINT_BYTES):
+            byte = self.take(1, field)[0]
+            value |= (byte & 0x7F) << (7 * index)
+            if not byte & 0x80:
+                if byte == 0 and index > 0:
+                    raise BitstreamError(f"{self.where}: field '{field}' is not a minimal varint")
+                return value
+        raise BitstreamError(f"{self.where}: field '{field}' is a varint longer than {MAX_VARINT_BYTES} bytes")
+
     def text(self, length_fmt: str, field: str) -> str:
         raw = self.take(self.unpack(length_fmt, field + " length"), field)
         try:
@@ -102,14 +123,28 @@ class _ByteReader:
             raise BitstreamError(f"{self.where}: field '{field}' is not ASCII") from None
 
 
+def _write_varint(value: int) -> bytes:
+    if not 0 <= value < 1 << (7 * MAX_VARINT_BYTES):
+        raise ValueError(f"varint out of range: {value}")  # a bug, not a stream error
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _crc_matches(data: bytes, prefix: bytes = b"") -> bool:
+    return len(data) >= 4 and zlib.crc32(data[:-4], zlib.crc32(prefix)) == struct.unpack("<I", data[-4:])[0]
+
+
 def _check_crc(data: bytes, where: str) -> bytes:
     """Split off and verify the trailing CRC32; returns the body."""
     if len(data) < 4:
         raise BitstreamError(f"{where}: truncated ({len(data)} bytes, too short for a CRC)")
-    body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
-    if zlib.crc32(body) != crc:
+    if not _crc_matches(data):
         raise BitstreamError(f"{where}: CRC32 mismatch (file corrupted or truncated)")
-    return body
+    return data[:-4]
 
 
 @dataclass(frozen=True)
@@ -251,69 +286,89 @@ class SequenceHeader:
 
 
 def sequence_id(header_bytes: bytes) -> bytes:
-    """4-byte identity of a stream, stored in every frame header to catch foreign frame files."""
-    return hashlib.sha256(header_bytes).digest()[:4]
+    """4-byte identity of a stream: its first byte is in every frame header, and every frame's CRC
+    covers all four, so a frame file of another stream is refused."""
+    return hashlib.sha256(header_bytes).digest()[:SEQUENCE_ID_BYTES]
 
 
 @dataclass(frozen=True)
 class FrameHeader:
     poc: int
     frame_type: str  # "I" or "P"
-    sequence_id: bytes  # 4 bytes
-    entropy_hash: bytes  # 4 bytes
+    sequence_id: bytes  # SEQUENCE_ID_BYTES, of the stream the frame belongs to
+    entropy_hash: bytes  # ENTROPY_HASH_BYTES
     shift_indexes: tuple[int, ...]
     part_lengths: tuple[int, ...]
 
 
 def write_frame(header: FrameHeader, parts: list[bytes]) -> bytes:
     """Serialize a frame: header, the parts concatenated, CRC32."""
+    # Bugs, not stream errors:
     if tuple(len(p) for p in parts) != header.part_lengths:
-        raise ValueError("part_lengths do not match the parts")  # a bug, not a stream error
+        raise ValueError("part_lengths do not match the parts")
+    if not 1 <= len(parts) <= MAX_PARTS or len(header.entropy_hash) != ENTROPY_HASH_BYTES:
+        raise ValueError(f"{len(parts)} parts, entropy hash of {len(header.entropy_hash)} bytes")
+    if len(header.sequence_id) != SEQUENCE_ID_BYTES or len(header.shift_indexes) > 255:
+        raise ValueError(f"sequence id of {len(header.sequence_id)} bytes, {len(header.shift_indexes)} shift indexes")
+    frame_info = (FRAME_MARKER | (FRAME_HAS_SHIFT if header.shift_indexes else 0)
+                  | FRAME_TYPE_CODES[header.frame_type] << FRAME_TYPE_SHIFT | (len(parts) - 1))
+    shift = (bytes([len(header.shift_indexes), *header.shift_indexes]) if header.shift_indexes else b"")
     body = b"".join(
         [
-            FRAME_SYNC,
-            struct.pack("<IB", header.poc, FRAME_TYPE_CODES[header.frame_type]),
-            header.sequence_id,
+            bytes([frame_info]),
+            _write_varint(header.poc),
+            header.sequence_id[:1],
             header.entropy_hash,
-            struct.pack("<B", len(header.shift_indexes)),
-            struct.pack(f"<{len(header.shift_indexes)}B", *header.shift_indexes),
-            struct.pack("<B", len(parts)),
-            struct.pack(f"<{len(parts)}I", *header.part_lengths),
+            shift,
+            *(_write_varint(length) for length in header.part_lengths[:-1]),
             *parts,
         ]
     )
-    return body + struct.pack("<I", zlib.crc32(body))
+    return body + struct.pack("<I", zlib.crc32(body, zlib.crc32(header.sequence_id)))
 
 
-def read_frame(data: bytes, where: str) -> tuple[FrameHeader, list[bytes]]:
-    """Parse and verify one frame file; raises BitstreamError on any defect."""
-    if data[:2] != FRAME_SYNC:
-        raise BitstreamError(f"{where}: not a vidcodec frame (bad sync {data[:2]!r})")
-    body = _check_crc(data, where)
+def read_frame(data: bytes, where: str, stream_id: bytes) -> tuple[FrameHeader, list[bytes]]:
+    """Parse and verify one frame file of the stream whose sequence_id is ``stream_id``; raises
+    BitstreamError on any defect, a frame of another stream included."""
+    if len(data) < 4:
+        raise BitstreamError(f"{where}: truncated ({len(data)} bytes, too short for a CRC)")
+    if data[0] & FRAME_MARKER_MASK != FRAME_MARKER:
+        raise BitstreamError(f"{where}: not a vidcodec frame (bad frame marker in its first byte)")
+    if not _crc_matches(data, stream_id):
+        reader = _ByteReader(data[:-4], where)
+        reader.take(1, "frame_info")
+        try:
+            reader.varint("poc")
+            stored_id = reader.take(1, "sequence_id")
+        except BitstreamError:
+            stored_id = stream_id[:1]
+        if stored_id != stream_id[:1]:
+            raise BitstreamError(f"{where}: frame belongs to another sequence (sequence_id mismatch)")
+        raise BitstreamError(f"{where}: CRC32 mismatch (file corrupted or truncated, or of another sequence)")
+    body = data[:-4]
     reader = _ByteReader(body, where)
-    reader.take(2, "sync")
-    poc = reader.unpack("I", "poc")
-    type_code = reader.unpack("B", "frame_type")
-    frame_types = {code: name for name, code in FRAME_TYPE_CODES.items()}
-    if type_code not in frame_types:
-        raise BitstreamError(f"{where}: field 'frame_type'={type_code} is not 0 (I) or 1 (P)")
-    seq_id = reader.take(4, "sequence_id")
-    entropy_hash = reader.take(4, "entropy_hash")
-    num_shift_indexes = reader.unpack("B", "shift_indexes count")
-    shift_indexes = tuple(reader.unpack("B", f"shift_indexes[{i}]") for i in range(num_shift_indexes))
-    num_parts = reader.unpack("B", "num_parts")
-    if not 1 <= num_parts <= MAX_PARTS:
-        raise BitstreamError(f"{where}: field 'num_parts'={num_parts} (expected 1..{MAX_PARTS})")
-    part_lengths = tuple(reader.unpack("I", f"part_lengths[{i}]") for i in range(num_parts))
-    if any(length > MAX_PART_BYTES for length in part_lengths):
-        raise BitstreamError(f"{where}: field 'part_lengths' holds an impossible size")
+    frame_info = reader.take(1, "frame_info")[0]
+    poc = reader.varint("poc")
+    if reader.take(1, "sequence_id") != stream_id[:1]:  # only when the CRC collided
+        raise BitstreamError(f"{where}: frame belongs to another sequence (sequence_id mismatch)")
+    entropy_hash = reader.take(ENTROPY_HASH_BYTES, "entropy_hash")
+    shift_indexes: tuple[int, ...] = ()
+    if frame_info & FRAME_HAS_SHIFT:
+        count = reader.unpack("B", "shift_indexes count")
+        if count == 0:
+            raise BitstreamError(f"{where}: field 'shift_indexes count' is 0 but frame_info announces them")
+        shift_indexes = tuple(reader.take(count, "shift_indexes"))
+    num_parts = (frame_info & 0x0F) + 1
+    leading = tuple(reader.varint(f"part_lengths[{i}]") for i in range(num_parts - 1))
+    if sum(leading) > len(body) - reader.offset:
+        raise BitstreamError(f"{where}: truncated at field 'payload' (part lengths {list(leading)} exceed the file)")
+    part_lengths = (*leading, len(body) - reader.offset - sum(leading))
     parts = [reader.take(length, f"payload part {i}") for i, length in enumerate(part_lengths)]
-    if reader.offset != len(body):
-        raise BitstreamError(f"{where}: {len(body) - reader.offset} trailing bytes after the payload")
+    frame_types = {code: name for name, code in FRAME_TYPE_CODES.items()}
     header = FrameHeader(
         poc=poc,
-        frame_type=frame_types[type_code],
-        sequence_id=seq_id,
+        frame_type=frame_types[frame_info >> FRAME_TYPE_SHIFT & 1],
+        sequence_id=stream_id,
         entropy_hash=entropy_hash,
         shift_indexes=shift_indexes,
         part_lengths=part_lengths,

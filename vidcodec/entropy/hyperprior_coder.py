@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vidcodec.bitstream.syntax import ENTROPY_HASH_BYTES
+
 
 @dataclass
 class EntropyParameters:
@@ -103,10 +105,10 @@ class HyperpriorCoder:
 
 
 def entropy_hash(scale_indexes: list[torch.Tensor], table_digests: bytes = b"") -> bytes:
-    """4-byte hash of the scale indexes of a frame's latents, in coding order, and of the lattice
-    tables in use (desync guard)."""
+    """ENTROPY_HASH_BYTES-byte hash of the scale indexes of a frame's latents, in coding order, and of
+    the lattice tables in use (desync guard; bitstream/syntax.py says why that many bytes)."""
     digest = hashlib.blake2b(digest_size=4)
     for indexes in scale_indexes:
         digest.update(indexes.to(torch.int32).contiguous().numpy().tobytes())
     digest.update(table_digests)
-    return digest.digest()
+    return digest.digest()[:ENTROPY_HASH_BYTES]  # a prefix: hashes of syntax versions 2 and 3 compare

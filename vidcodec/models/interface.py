@@ -51,7 +51,7 @@ class CodedFrame:
 
     parts: byte strings in bitstream order, named by ``part_names`` (e.g. "residual_y").
     x_hat: (1,3,H,W) float32 in [0,1], padded: exactly what the decoder will output.
-    entropy_hash: 4-byte hash of the entropy parameters used (desync guard).
+    entropy_hash: hash of the entropy parameters used (desync guard; syntax.ENTROPY_HASH_BYTES).
     shift_indexes: latent-shift step indexes for the frame header, for each shifted latent in
         coding order (empty: no shift applied).
     shift: the encoder's ShiftChoice (latent_shift.py) for diagnostics, None without shift.
