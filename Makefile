@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_YUV := sequences/generated/Demo_416x240_30fps_420_8bit_YUV.yuv
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-fast clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,9 @@ demo: $(STAMP) $(DEMO_YUV)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  # for quick loops; CI runs `make test`
+	$(BIN)/python -m pytest -m "not slow"
 
 clean:
 	rm -rf out $(VENV)

@@ -217,6 +217,7 @@ def test_wrong_or_missing_checkpoint_and_unknown_version(workspace, tmp_path, ca
     assert not (tmp_path / "x.yuv").exists()
 
 
+@pytest.mark.slow
 def test_errors_exit_nonzero_without_traceback_in_a_real_process(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(

@@ -3,6 +3,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -11,6 +13,7 @@ def run(code: str) -> subprocess.CompletedProcess:
                           cwd=REPO, timeout=180)
 
 
+@pytest.mark.slow
 def test_compressai_imports_when_torchvision_is_broken():
     # None in sys.modules makes "import torchvision" raise ImportError, as a missing or broken build does.
     result = run("""

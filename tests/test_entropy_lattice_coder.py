@@ -28,6 +28,7 @@ def latent(seed: int, shape=(1, 16, 12, 20), sigma_index_range=(0, 30)):
     return y, mu, scale_indexes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lattice_name", ["a2", "a3*"])
 def test_round_trip_is_exact_and_matches_the_lattice(lattice_name, gaussian_conditional, table_dir):
     coder = LatticeLatentCoder(lattice_name, gaussian_conditional, TableCache(table_dir))

@@ -119,6 +119,7 @@ def same_as_serial(run: Path, serial: Path) -> bool:
     return bool(new) and new == {key: value for key, value in fingerprint(serial).items() if key in new}
 
 
+@pytest.mark.slow
 def test_a_run_killed_midway_resumes_to_identical_results(dataset, serial_run, tmp_path):
     out, _ = serial_run
     resumed = tmp_path / "run"
@@ -139,6 +140,7 @@ def test_a_run_killed_midway_resumes_to_identical_results(dataset, serial_run, t
     assert len(fingerprint(resumed)) == 4 and same_as_serial(resumed, out)
 
 
+@pytest.mark.slow
 def test_ray_in_process_gives_the_serial_results(dataset, serial_run, tmp_path):
     out, _ = serial_run
     # Two jobs keep the test short: Ray's workers each import torch and compressai.
@@ -153,6 +155,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ray_address_of_a_local_head_gives_the_serial_results(dataset, serial_run, tmp_path, monkeypatch):
     out, _ = serial_run
     port = free_port()

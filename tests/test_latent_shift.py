@@ -142,6 +142,7 @@ def codec_and_frames(tmp_path_factory):
     return model.codec, frames, TableCache(tmp_path_factory.mktemp("tables"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quant", [None, "a2", "a3*"])
 @pytest.mark.parametrize("search", ["brute", "fast"])
 def test_codec_decodes_shifted_frames_bit_exactly_and_never_worse(codec_and_frames, quant, search):

@@ -17,6 +17,7 @@ def test_z1_table_is_the_discretized_gaussian():
     assert table.pmf.sum() + table.escape_mass == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lattice_name, sigma, tolerance", [("a2", 0.3, 1e-9), ("a2", 1.0, 1e-9), ("a2", 2.5, 1e-9),
                                                              ("a3*", 1.0, 2e-6), ("a3*", 0.6, 2e-6)])
 def test_cells_integrate_to_one_over_a_wide_enumeration(lattice_name, sigma, tolerance):

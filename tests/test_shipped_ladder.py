@@ -9,6 +9,8 @@ import pytest
 
 from vidcodec.cli import encode_main
 
+pytestmark = pytest.mark.slow  # codes testsrc2 at four rate points
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -77,6 +77,7 @@ def ddp_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_one_ddp_step_equals_one_step_on_the_union_of_the_ranks_batches(ddp_run, tmp_path, monkeypatch):
     without_quantization_noise(monkeypatch.setattr)
     per_rank = TrainConfig(**TINY)

@@ -78,6 +78,7 @@ def test_export_gives_a_loadable_checkpoint_with_provenance(tmp_path):
     assert loaded.codec.config()["latent_planes"] == 8
 
 
+@pytest.mark.slow
 def test_kill_9_loses_at_most_one_checkpoint_interval(tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(json.dumps({**TINY, "steps": 1000, "checkpoint_every_s": 0}))  # JSON is YAML
