@@ -1,6 +1,7 @@
 """Fuzzed frame files: the decoder returns a frame or raises BitstreamError, nothing else."""
 
 import copy
+import dataclasses
 import random
 import struct
 import zlib
@@ -86,3 +87,13 @@ def test_corrupted_payload_with_a_valid_crc_never_crashes(coded, poc):
             body[rng.randrange(payload_start, len(body))] = rng.randrange(256)
         crc = zlib.crc32(bytes(body), zlib.crc32(decoder.sequence_id))
         attempt(ready, bytes(body) + struct.pack("<I", crc))
+
+
+def test_a_pad_multiple_other_than_the_models_is_refused(coded):
+    """Found by scripts/fuzz_decoder.py: pad_multiple=60544 (a multiple of 128) with a valid CRC made
+    the decoder work on 60544 x 60544 pictures for minutes instead of refusing the header."""
+    decoder, _ = coded
+    header = dataclasses.replace(decoder.header, pad_multiple=128 * 473)
+    with pytest.raises(BitstreamError, match="pad_multiple=60544 but models 'ssf-small' and 'ssf-small' pad to "
+                                             "multiples of 128"):
+        Decoder(decoder.intra_codec, decoder.inter_codec, header, header.write())

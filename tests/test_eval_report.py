@@ -11,6 +11,7 @@ from vidcodec.eval.report import (
     bdpsnr_table,
     bdrate_table,
     gains_per_rate_table,
+    grouped_bdrate_table,
     write_report,
 )
 from vidcodec.eval.results import collect_results
@@ -147,3 +148,22 @@ def test_report_files_from_a_run_directory(tmp_path):
     assert not math.isnan(float(list(csv.reader(written["bdpsnr.csv"].open()))[1][1]))
     markdown = written["bdrate.md"].read_text()
     assert "### BD-rate vs baseline, psnr_rgb" in markdown and "### Gains per rate point" in markdown
+
+
+def test_table_2_with_a_column_group_per_codec_family():
+    """Seed 000's Table 2 layout: SSF and DCVC groups, each against its own baseline; a group without
+    a configuration (here DCVC without shift) gets n/a cells, not an error."""
+    ssf = (curve("Beauty", "baseline") + curve("Beauty", "hex", 0.98) + curve("Beauty", "oct", 0.97)
+           + curve("Beauty", "shift", 0.99) + curve("Beauty", "join", 0.96))
+    dcvc = ([row("Beauty", "baseline", q, 0.5) for q in QUALITIES] + [row("Beauty", "hex", q, 0.5 * 0.99) for q in QUALITIES]
+            + [row("Beauty", "oct", q, 0.5 * 0.985) for q in QUALITIES] + [row("Beauty", "join", q, 0.5 * 0.98) for q in QUALITIES])
+    table = grouped_bdrate_table({"SSF": ssf, "DCVC": dcvc})
+    assert table.columns == ["sequence", "SSF Hex", "SSF Oct", "SSF Shift", "SSF Join",
+                             "DCVC Hex", "DCVC Oct", "DCVC Shift", "DCVC Join"]
+    beauty, average = table.rows
+    assert beauty[1:5] == pytest.approx([-2.0, -3.0, -1.0, -4.0], abs=1e-9)
+    # DCVC's bits are half of SSF's, but each group is measured against its own baseline.
+    assert [beauty[5], beauty[6], beauty[8]] == pytest.approx([-1.0, -1.5, -2.0], abs=1e-9)
+    assert isinstance(beauty[7], NotAvailable) and "DCVC" in beauty[7].reason
+    assert average[1:5] == pytest.approx(beauty[1:5], abs=1e-9)
+    assert "| sequence | SSF Hex |" in table.to_markdown()

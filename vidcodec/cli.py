@@ -317,7 +317,10 @@ def summarize_run(run_dir: Path, anchor: str, metric: str = "psnr_rgb", method: 
 
 
 def add_bdrate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", type=Path, help="run directory of vidcodec eval")
+    parser.add_argument("run", nargs="+",
+                        help="run directory of vidcodec eval; or several LABEL=RUN (one per codec family, e.g. "
+                             "SSF=results/ssf DCVC=results/dcvc) for seed 000's Table 2 with a column group each")
+    parser.add_argument("--out", type=Path, help="with LABEL=RUN groups: write table2.md and table2.csv here")
     parser.add_argument("--anchor", default="baseline", help="configuration to measure against (default: %(default)s)")
     parser.add_argument("--metric", default="psnr_rgb", choices=("psnr_rgb", "psnr_yuv", "ms_ssim_rgb"))
     parser.add_argument("--method", default="pchip", choices=("pchip", "cubic"), help="curve interpolation")
@@ -327,9 +330,29 @@ def add_bdrate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_bdrate_command(args: argparse.Namespace) -> int:
     from vidcodec.errors import OutputError
 
-    if not args.run.is_dir():
-        raise OutputError(f"run directory {args.run} not found (make one with vidcodec eval --out DIR)")
-    print(summarize_run(args.run, args.anchor, args.metric, args.method))
+    from vidcodec.eval.report import grouped_bdrate_table
+    from vidcodec.eval.results import atomic_write_text, collect_results
+
+    runs = {}
+    for spec in args.run:
+        label, sep, run = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        if sep and not label:
+            raise OutputError(f"{spec!r}: expected RUN or LABEL=RUN")
+        if not Path(run).is_dir():
+            raise OutputError(f"run directory {run} not found (make one with vidcodec eval --out DIR)")
+        runs[label] = Path(run)
+    if len(runs) == 1 and "" in runs:
+        print(summarize_run(runs[""], args.anchor, args.metric, args.method))
+        return 0
+    if "" in runs or len(runs) != len(args.run):
+        raise OutputError("several runs need distinct labels: LABEL=RUN for each (e.g. SSF=results/ssf)")
+    table = grouped_bdrate_table({label: collect_results(run) for label, run in runs.items()}, args.anchor,
+                                 args.metric, args.method)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out / "table2.md", table.to_markdown())
+        atomic_write_text(args.out / "table2.csv", table.to_csv())
+    print(table.to_markdown())
     return 0
 
 

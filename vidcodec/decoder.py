@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from vidcodec.bitstream.errors import BitstreamError
@@ -18,12 +20,14 @@ def padded_size(size: int, multiple: int) -> int:
 class Decoder:
     def __init__(self, intra_codec: FrameCodec, inter_codec: FrameCodec, header: SequenceHeader,
                  header_bytes: bytes) -> None:
-        for codec, model in ((intra_codec, header.intra_model), (inter_codec, header.inter_model)):
-            if header.pad_multiple % codec.pad_multiple:
-                raise BitstreamError(
-                    f"sequence.hdr: pad_multiple={header.pad_multiple} but model '{model.model_id}' "
-                    f"pads to multiples of {codec.pad_multiple}"
-                )
+        # The encoder writes exactly the least common multiple of the two models' multiples; any
+        # other value is a damaged header (a large one would make every frame huge).
+        expected = math.lcm(intra_codec.pad_multiple, inter_codec.pad_multiple)
+        if header.pad_multiple != expected:
+            raise BitstreamError(
+                f"sequence.hdr: pad_multiple={header.pad_multiple} but models '{header.intra_model.model_id}' "
+                f"and '{header.inter_model.model_id}' pad to multiples of {expected}"
+            )
         self.intra_codec, self.inter_codec = intra_codec, inter_codec
         self.header = header
         self.gop = GopScheduler(header.intra_period)

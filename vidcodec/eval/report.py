@@ -161,6 +161,38 @@ def _bd_cell(curves, sequence, anchor, config, bd_function, method, min_points, 
         return NotAvailable(f"{sequence}, {config}: {exc}")
 
 
+def grouped_bdrate_table(groups: dict[str, list[dict]], anchor: str = "baseline", metric: str = "psnr_rgb",
+                         method: str = "pchip", min_points: int = DEFAULT_MIN_POINTS,
+                         configs: tuple[str, ...] = ("hex", "oct", "shift", "join")) -> Table:
+    """Seed 000's Table 2 with one column group per codec family: ``groups`` maps a group label
+    (e.g. "SSF", "DCVC") to the rows of that family's eval run; each group's configurations are
+    measured against its own anchor. Columns "GROUP Config"; a group lacking a configuration gets
+    n/a cells. Rows: the sequences of any group, then "Average" (each group's own average)."""
+    if not groups:
+        raise ReportError("no groups (expected LABEL=RUN for each codec family)")
+    tables = {}
+    for label, rows in groups.items():
+        present = {row["config"] for row in rows}
+        tables[label] = bdrate_table(rows, anchor, metric, method, min_points, [c for c in configs if c in present])
+    sequences = sorted({row[0] for table in tables.values() for row in table.rows[:-1]})
+    columns, formats, notes = ["sequence"], ["{}"], []
+    by_row: dict[str, list] = {sequence: [sequence] for sequence in [*sequences, "Average"]}
+    for label, table in tables.items():
+        cells = {row[0]: dict(zip(table.columns[1:], row[1:])) for row in table.rows}
+        for config in configs:
+            columns.append(f"{label} {DISPLAY_NAMES.get(config, config)}")
+            formats.append("{:+.2f}%")
+            for sequence, row in by_row.items():
+                missing = NotAvailable(f"{label}, {sequence}, {config}: no results in this group's run")
+                row.append(cells.get(sequence, {}).get(config, missing))
+        notes += [f"{label}: {note}" for note in table.notes[1:]]
+    notes.insert(0, f"BD-rate of each configuration vs its group's {anchor!r} on {metric} (rate: bpp over all "
+                    f"frames), method {method}, >= {min_points} rate points per curve. Average: arithmetic mean "
+                    "of the per-sequence values of the group.")
+    return Table(title=f"BD-rate vs {anchor}, {metric}, by codec family", columns=columns,
+                 rows=list(by_row.values()), formats=formats, notes=notes)
+
+
 def gains_per_rate_table(rows: list[dict], anchor: str = "baseline", metric: str = "psnr_rgb",
                          configs: list[str] | None = None) -> Table:
     """Per configuration and rate point Q: mean over sequences of the bpp change (%) and of the

@@ -1,0 +1,258 @@
+"""Fuzz campaign over the decoder: every input must give a frame or a clear error, never another
+exception and never a hang.
+
+    python scripts/fuzz_decoder.py --inputs 100000 --seed 1 --out results/fuzz
+
+Streams: a small ssf-small (16 channels, fixed random weights) codes a 3-frame 128x96 clip (I, P, P)
+four times: sq, hex, oct, and join (oct + latent shift). Each input is one mutation, drawn from
+(seed, input index) alone, so any input can be replayed with --replay INDEX:
+  frame files (fed to a decoder that has decoded the frames before it):
+    flip       1-8 random bit flips
+    truncate   cut at a random length
+    extend     random bytes appended
+    splice     a prefix of this frame + a suffix of another frame (any stream)
+    field      a header byte (first 16) set at random, CRC recomputed: reaches the parser
+    payload    1-8 payload bytes set at random, CRC recomputed: reaches the entropy decoder
+    swap       a frame of another poc or stream, CRC recomputed for this stream
+  sequence headers (parsed, tools and models set up, then frame 0 decoded, resealed to the header):
+    header     1-4 bytes after the magic set at random, CRC recomputed
+    header_cut cut at a random length
+A frame input passes when it decodes to a finite picture or raises BitstreamError; a header input
+when it does so or raises another VidcodecError (the command line's one-line errors: e.g. a
+checkpoint hash that names other weights). Anything else, or more than --timeout-s seconds, is a
+failure: its index is printed (replay it with --replay INDEX), listed in OUT/summary.json, and the
+exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import signal
+import struct
+import sys
+import tempfile
+import time
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidcodec.bitstream.errors import BitstreamError
+from vidcodec.bitstream.syntax import SequenceHeader, read_frame, sequence_id
+from vidcodec.config import load_config
+from vidcodec.decoder import Decoder
+from vidcodec.errors import VidcodecError
+from vidcodec.io.color import rgb_to_yuv420
+from vidcodec.io.yuv import SequenceGeometry, YuvReader, YuvWriter
+from vidcodec.models.registry import build_model, save_checkpoint
+from vidcodec.pipeline import encode_sequence, load_models_for_stream, read_stream_header, stream_tools
+
+WIDTH, HEIGHT, FRAMES = 128, 96, 3
+STREAMS = {"sq": {"quant": "sq"}, "hex": {"quant": "hex"}, "oct": {"quant": "oct"},
+           "join": {"quant": "oct", "latent_shift": True}}
+FRAME_MUTATIONS = ("flip", "truncate", "extend", "splice", "field", "payload", "swap")
+HEADER_MUTATIONS = ("header", "header_cut")
+HEADER_SHARE = 0.1  # header inputs are slower (models set up each time)
+
+
+class Timeout(Exception):
+    pass
+
+
+def make_streams(work: Path) -> tuple[Path, dict[str, Path]]:
+    torch.manual_seed(0)
+    model = build_model("ssf-small", mid_planes=16, latent_planes=16)
+    checkpoint = work / "fuzz-model.pt"
+    save_checkpoint(checkpoint, model, "ssf-small", {"purpose": "fuzz campaign, random weights"})
+    geometry = SequenceGeometry(WIDTH, HEIGHT, 8, 30.0)
+    clip = work / "clip.yuv"
+    rng = np.random.default_rng(0)
+    base = rng.random((3, HEIGHT + 8, WIDTH + 8)).astype(np.float32)
+    with YuvWriter(clip, geometry) as writer:
+        for t in range(FRAMES):
+            frame = torch.from_numpy(np.ascontiguousarray(base[:, t:t + HEIGHT, 2 * t:2 * t + WIDTH]))[None]
+            writer.write_frame(rgb_to_yuv420(frame, 8))
+    streams = {}
+    for name, tools in STREAMS.items():
+        config = load_config(None, {"checkpoint": str(checkpoint), "quality": None, "intra_period": 8,
+                                    "num_threads": 1, **tools})
+        streams[name] = work / name
+        encode_sequence(YuvReader(clip, geometry), streams[name], config, progress=False)
+    return checkpoint, streams
+
+
+class Target:
+    """One stream: its bytes, a decoder set up from its header, and decoders ready at each poc."""
+
+    def __init__(self, stream: Path, checkpoint: Path) -> None:
+        self.header, self.header_bytes = read_stream_header(stream)
+        self.stream_id = sequence_id(self.header_bytes)
+        self.frames = [(stream / "frames" / f"{poc:06d}.bin").read_bytes() for poc in range(FRAMES)]
+        decoder = make_decoder(self.header_bytes, checkpoint)
+        self.ready = []
+        for data in self.frames:
+            self.ready.append(copy.copy(decoder))
+            decoder.decode(data, "valid")
+
+
+def make_decoder(header_bytes: bytes, checkpoint: Path) -> Decoder:
+    header = SequenceHeader.read(header_bytes)
+    tools = stream_tools(header)
+    models = load_models_for_stream(header, checkpoint)
+    models.attach_tools(tools)
+    return Decoder(models.intra.codec, models.inter.codec, header, header_bytes)
+
+
+def seal(body: bytes, stream_id: bytes) -> bytes:
+    """A frame body with the CRC the decoder of stream ``stream_id`` expects."""
+    return body + struct.pack("<I", zlib.crc32(body, zlib.crc32(stream_id)))
+
+
+def payload_start(data: bytes, stream_id: bytes) -> int:
+    _, parts = read_frame(data, "valid", stream_id)
+    return len(data) - 4 - sum(len(part) for part in parts)
+
+
+def mutate_frame(kind: str, target: Target, poc: int, targets: list[Target], rng: random.Random) -> bytes:
+    data = target.frames[poc]
+    if kind == "flip":
+        out = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            out[rng.randrange(len(out))] ^= 1 << rng.randrange(8)
+        return bytes(out)
+    if kind == "truncate":
+        return data[:rng.randrange(len(data))]
+    if kind == "extend":
+        return data + rng.randbytes(rng.randint(1, 64))
+    if kind == "splice":
+        other = rng.choice(rng.choice(targets).frames)
+        return data[:rng.randrange(len(data) + 1)] + other[rng.randrange(len(other) + 1):]
+    if kind == "field":
+        body = bytearray(data[:-4])
+        body[rng.randrange(min(16, len(body)))] = rng.randrange(256)
+        return seal(bytes(body), target.stream_id)
+    if kind == "payload":
+        body = bytearray(data[:-4])
+        start = payload_start(data, target.stream_id)
+        for _ in range(rng.randint(1, 8)):
+            body[rng.randrange(start, len(body))] = rng.randrange(256)
+        return seal(bytes(body), target.stream_id)
+    if kind == "swap":
+        other = rng.choice(targets)
+        body = bytearray(rng.choice(other.frames)[:-4])
+        body[_sequence_id_offset(body)] = target.stream_id[0]
+        return seal(bytes(body), target.stream_id)
+    raise ValueError(kind)
+
+
+def _sequence_id_offset(body: bytes) -> int:
+    offset = 1
+    while body[offset] & 0x80:  # the poc varint
+        offset += 1
+    return offset + 1
+
+
+def mutate_header(kind: str, target: Target, rng: random.Random) -> bytes:
+    data = target.header_bytes
+    if kind == "header_cut":
+        return data[:rng.randrange(len(data))]
+    body = bytearray(data[:-4])
+    for _ in range(rng.randint(1, 4)):
+        body[rng.randrange(6, len(body))] = rng.randrange(256)  # after magic and version
+    return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
+
+
+def run_header(header_bytes: bytes, target: Target, checkpoint: Path) -> None:
+    decoder = make_decoder(header_bytes, checkpoint)
+    frame = bytearray(target.frames[0][:-4])
+    new_id = sequence_id(header_bytes)
+    frame[_sequence_id_offset(frame)] = new_id[0]
+    x_hat = decoder.decode(seal(bytes(frame), new_id), "frame 0")
+    if not torch.isfinite(x_hat).all():
+        raise AssertionError("non-finite picture")
+
+
+def one_input(index: int, seed: int, targets: list[Target], checkpoint: Path) -> tuple[str, str]:
+    """Runs input ``index``; returns (mutation kind, outcome) with outcome 'frame', 'error' or raises."""
+    rng = random.Random(seed * 1_000_003 + index)
+    target = rng.choice(targets)
+    if rng.random() < HEADER_SHARE:
+        kind = rng.choice(HEADER_MUTATIONS)
+        data = mutate_header(kind, target, rng)
+        try:
+            run_header(data, target, checkpoint)
+        except VidcodecError:
+            return kind, "error"
+        return kind, "frame"
+    kind = rng.choice(FRAME_MUTATIONS)
+    poc = rng.randrange(FRAMES)
+    data = mutate_frame(kind, target, poc, targets, rng)
+    try:
+        x_hat = copy.copy(target.ready[poc]).decode(data, "fuzzed")
+    except BitstreamError:
+        return kind, "error"
+    if not torch.isfinite(x_hat).all():
+        raise AssertionError("non-finite picture")
+    return kind, "frame"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inputs", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeout-s", type=float, default=20.0, help="per input; longer is a hang")
+    parser.add_argument("--out", type=Path, default=Path("results/fuzz"))
+    parser.add_argument("--replay", type=int, help="run only this input index, with its traceback")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        checkpoint, streams = make_streams(Path(work))
+        targets = [Target(stream, checkpoint) for stream in streams.values()]
+        if args.replay is not None:
+            print(one_input(args.replay, args.seed, targets, checkpoint))
+            return 0
+        counts: Counter[tuple[str, str]] = Counter()
+        failures = []
+
+        def on_alarm(signum, frame):
+            raise Timeout()
+
+        signal.signal(signal.SIGALRM, on_alarm)
+        start = time.monotonic()
+        for index in range(args.inputs):
+            signal.setitimer(signal.ITIMER_REAL, args.timeout_s)
+            try:
+                kind, outcome = one_input(index, args.seed, targets, checkpoint)
+            except Timeout:
+                kind, outcome = "?", "hang"
+            except Exception as error:  # noqa: BLE001 -- any other exception is what we look for
+                kind, outcome = "?", f"crash: {type(error).__name__}: {error}"
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            if outcome not in ("frame", "error"):
+                failures.append({"index": index, "outcome": outcome})
+                print(f"input {index}: {outcome} (replay: --seed {args.seed} --replay {index})", file=sys.stderr)
+                outcome = "failure"
+            counts[(kind, outcome)] += 1
+            if (index + 1) % 5000 == 0:
+                print(f"{index + 1}/{args.inputs} inputs, {len(failures)} failures, "
+                      f"{time.monotonic() - start:.0f} s", file=sys.stderr)
+    summary = {
+        "inputs": args.inputs, "seed": args.seed, "failures": failures, "seconds": round(time.monotonic() - start, 1),
+        "outcomes": {f"{kind}/{outcome}": n for (kind, outcome), n in sorted(counts.items())},
+        "torch": torch.__version__,
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary["outcomes"], indent=2))
+    print(f"{args.inputs} inputs, seed {args.seed}: {len(failures)} failures in {summary['seconds']} s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
