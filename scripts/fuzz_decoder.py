@@ -38,6 +38,7 @@ import time
 import zlib
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -177,28 +178,35 @@ def run_header(header_bytes: bytes, target: Target, checkpoint: Path) -> None:
         raise AssertionError("non-finite picture")
 
 
-def one_input(index: int, seed: int, targets: list[Target], checkpoint: Path) -> tuple[str, str]:
-    """Runs input ``index``; returns (mutation kind, outcome) with outcome 'frame', 'error' or raises."""
+def plan_input(index: int, seed: int, targets: list[Target], checkpoint: Path) -> tuple[str, Callable[[], str]]:
+    """Input ``index``: its mutation kind, and a function that runs it and returns 'frame' or
+    'error' (a clear error), or raises anything else."""
     rng = random.Random(seed * 1_000_003 + index)
     target = rng.choice(targets)
     if rng.random() < HEADER_SHARE:
         kind = rng.choice(HEADER_MUTATIONS)
-        data = mutate_header(kind, target, rng)
-        try:
-            run_header(data, target, checkpoint)
-        except VidcodecError:
-            return kind, "error"
-        return kind, "frame"
+        header_bytes = mutate_header(kind, target, rng)
+
+        def run() -> str:
+            try:
+                run_header(header_bytes, target, checkpoint)
+            except VidcodecError:
+                return "error"
+            return "frame"
+        return kind, run
     kind = rng.choice(FRAME_MUTATIONS)
     poc = rng.randrange(FRAMES)
     data = mutate_frame(kind, target, poc, targets, rng)
-    try:
-        x_hat = copy.copy(target.ready[poc]).decode(data, "fuzzed")
-    except BitstreamError:
-        return kind, "error"
-    if not torch.isfinite(x_hat).all():
-        raise AssertionError("non-finite picture")
-    return kind, "frame"
+
+    def run() -> str:
+        try:
+            x_hat = copy.copy(target.ready[poc]).decode(data, "fuzzed")
+        except BitstreamError:
+            return "error"
+        if not torch.isfinite(x_hat).all():
+            raise AssertionError("non-finite picture")
+        return "frame"
+    return kind, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint, streams = make_streams(Path(work))
         targets = [Target(stream, checkpoint) for stream in streams.values()]
         if args.replay is not None:
-            print(one_input(args.replay, args.seed, targets, checkpoint))
+            kind, run = plan_input(args.replay, args.seed, targets, checkpoint)
+            print(kind, run())  # with its traceback if it fails
             return 0
         counts: Counter[tuple[str, str]] = Counter()
         failures = []
@@ -226,17 +235,18 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGALRM, on_alarm)
         start = time.monotonic()
         for index in range(args.inputs):
+            kind, run = plan_input(index, args.seed, targets, checkpoint)
             signal.setitimer(signal.ITIMER_REAL, args.timeout_s)
             try:
-                kind, outcome = one_input(index, args.seed, targets, checkpoint)
+                outcome = run()
             except Timeout:
-                kind, outcome = "?", "hang"
+                outcome = "hang"
             except Exception as error:  # noqa: BLE001 -- any other exception is what we look for
-                kind, outcome = "?", f"crash: {type(error).__name__}: {error}"
+                outcome = f"crash: {type(error).__name__}: {error}"
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             if outcome not in ("frame", "error"):
-                failures.append({"index": index, "outcome": outcome})
+                failures.append({"index": index, "kind": kind, "outcome": outcome})
                 print(f"input {index}: {outcome} (replay: --seed {args.seed} --replay {index})", file=sys.stderr)
                 outcome = "failure"
             counts[(kind, outcome)] += 1
