@@ -161,7 +161,71 @@ def run_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- images -----------------------------------------------------------------------------------
+def add_encode_image_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", type=Path, help="PNG (or any image Pillow reads), or one frame of .yuv / .y4m")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="the coded file")
+    parser.add_argument("--size", help="WxH of a raw .yuv when its name does not give it")
+    parser.add_argument("--model", default="mbt2018-mean", help="image codec (default %(default)s)")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--quality", type=int, help="rate point of shipped/zoo weights")
+    weights.add_argument("--checkpoint", help="local checkpoint file")
+    parser.add_argument("--pretrained", action="store_true", default=None, help="CompressAI zoo weights")
+    parser.add_argument("--threads", type=int, dest="num_threads", help="torch threads for coding")
+    parser.add_argument("--quant", choices=("sq", "hex", "oct", "d4", "e8"), help="quantizer of the latent (default sq)")
+    parser.add_argument("--latent-shift", action="store_true", default=None,
+                        help="shift the decoded latent along the entropy gradient (seed 000, section 4)")
+    parser.add_argument("--shift-search", choices=("fast", "brute"), help="encoder step search (default fast)")
+    parser.add_argument("--no-verify", action="store_false", dest="verify", default=None,
+                        help="do not decode the file after writing it")
+    parser.add_argument("--recon", type=Path, help="write the reconstruction (.png, or .yuv for 4:2:0)")
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def run_encode_image(args: argparse.Namespace) -> int:
+    from vidcodec.config import load_config
+    from vidcodec.image_coding import encode_image, result_line
+
+    overrides = {"model": args.model, "quality": args.quality, "checkpoint": args.checkpoint,
+                 "pretrained": args.pretrained, "num_threads": args.num_threads, "quant": args.quant,
+                 "latent_shift": args.latent_shift, "shift_search": args.shift_search, "verify": args.verify}
+    config = load_config(None, overrides)
+    if args.checkpoint is not None:
+        config = dataclasses.replace(config, quality=None).validate()
+    result = encode_image(args.image, args.output, config, args.recon, args.size, args.force)
+    print(result_line(result))
+    return 0
+
+
+def add_decode_image_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("coded", type=Path, help="file written by encode_image")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output .png (or .yuv for 4:2:0)")
+    parser.add_argument("--checkpoint", type=Path, help="weights, when the file used a local checkpoint")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def run_decode_image(args: argparse.Namespace) -> int:
+    from vidcodec.image_coding import decode_image
+
+    x_hat = decode_image(args.coded, args.output, args.checkpoint)
+    print(f"decoded {x_hat.shape[-1]}x{x_hat.shape[-2]} to {args.output}")
+    return 0
+
+
 # --- entry points -----------------------------------------------------------------------------
+def encode_image_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="encode_image", description="Encode one picture with an image codec.")
+    add_encode_image_arguments(parser)
+    return _run(run_encode_image, parser.parse_args(argv))
+
+
+def decode_image_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="decode_image", description="Decode a file written by encode_image.")
+    add_decode_image_arguments(parser)
+    return _run(run_decode_image, parser.parse_args(argv))
+
+
 def encode_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="encode_sequence", description="Encode a YUV sequence.")
     add_encode_arguments(parser)
@@ -369,9 +433,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_train_arguments(commands.add_parser("train", help="train a model on generated clips"))
     add_eval_arguments(commands.add_parser("eval", help="batch evaluation of a dataset (resumable, on Ray)"))
     add_bdrate_arguments(commands.add_parser("bdrate", help="BD-rate tables and plots of an eval run"))
+    add_encode_image_arguments(commands.add_parser("encode-image", help="same as encode_image"))
+    add_decode_image_arguments(commands.add_parser("decode-image", help="same as decode_image"))
     args = parser.parse_args(argv)
     handlers = {"encode": run_encode, "decode": run_decode, "info": run_info_command, "train": run_train,
-                "eval": run_eval_command, "bdrate": run_bdrate_command}
+                "eval": run_eval_command, "bdrate": run_bdrate_command, "encode-image": run_encode_image,
+                "decode-image": run_decode_image}
     return _run(handlers[args.command], args)
 
 

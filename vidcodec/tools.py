@@ -31,10 +31,12 @@ QUANT_SCOPES: dict[str, frozenset[str]] = {
     "residual": P_FRAME_MAIN,
     "residual+motion": P_FRAME_MAIN | {"motion"},
     "all": frozenset(ROLES),
+    "intra": frozenset({"intra"}),  # image codecs (models/image_codecs.py): their only latent
 }
 SHIFT_SCOPES: dict[str, frozenset[str]] = {
     "residual": P_FRAME_MAIN,
     "residual+intra": P_FRAME_MAIN | {"intra"},
+    "intra": frozenset({"intra"}),  # image codecs
 }
 # Bits of the sequence header's latent_shift mask, one per role.
 ROLE_BITS = {"residual": 1, "intra": 2, "motion": 4, "contextual": 8}

@@ -4,7 +4,7 @@ Weights come from, in this order of precedence:
   1. ``checkpoint``: a local file. Either a vidcodec checkpoint (dict with "format":
      "vidcodec-checkpoint", "model_id", "model_config", "state_dict") or a bare CompressAI state
      dict (e.g. a downloaded zoo file, for model "ssf").
-  2. ``pretrained``: the CompressAI zoo (ssf only; quality 1..9), downloaded by torch.hub into
+  2. ``pretrained``: the CompressAI zoo (ssf: quality 1..9; mbt2018-mean: 1..8), downloaded by torch.hub into
      ``$TORCH_HOME/hub/checkpoints`` and read from there on later runs.
   3. ``quality``: a checkpoint shipped with vidcodec (vidcodec/weights/<model>-q<Q>.pt).
 
@@ -30,6 +30,7 @@ from compressai.models.base import get_scale_table
 
 from vidcodec.errors import CheckpointError
 from vidcodec.models.dcvc_small import DcvcSmallCodec
+from vidcodec.models.image_codecs import Mbt2018MeanCodec
 from vidcodec.models.interface import FrameCodec
 from vidcodec.models.ssf import ScaleSpaceFlowCodec
 
@@ -68,6 +69,12 @@ MODELS: dict[str, ModelSpec] = {
         builder=DcvcSmallCodec,
         default_config={"features": 64, "latent": 96},
         description="conditional (DCVC-style) codec: implicit motion, temporal prior, feature state",
+    ),
+    "mbt2018-mean": ModelSpec(
+        builder=Mbt2018MeanCodec,
+        default_config={"N": 128, "M": 192},
+        description="image codec: CompressAI's mbt2018-mean (mean-scale hyperprior), I-frames only",
+        zoo_name="mbt2018-mean",
     ),
 }
 
@@ -224,11 +231,14 @@ def load_model(
 
 
 def _load_from_zoo(model_id: str, zoo_name: str, quality: int | None) -> tuple[FrameCodec, str]:
-    from compressai.zoo.video import model_urls
+    from compressai.zoo import image, video
 
-    urls = model_urls[zoo_name]["mse"]
+    # Image architectures change width with the rate point (the zoo's cfgs); video ones do not.
+    is_image = zoo_name in image.model_urls
+    urls = (image if is_image else video).model_urls[zoo_name]["mse"]
     if quality not in urls:
         raise CheckpointError(f"--pretrained needs --quality in 1..{max(urls)} for '{model_id}'")
+    config = dict(zip(("N", "M"), image.cfgs[zoo_name][quality])) if is_image else {}
     url = urls[quality]
     cache_dir = Path(torch.hub.get_dir()) / "checkpoints"
     try:
@@ -238,5 +248,5 @@ def _load_from_zoo(model_id: str, zoo_name: str, quality: int | None) -> tuple[F
             f"cannot download {url} ({error}); with no internet, put the file at "
             f"{cache_dir / url.rsplit('/', 1)[-1]} (TORCH_HOME sets the cache) or pass --checkpoint"
         ) from None
-    model = _instantiate(model_id, {}, state_dict, f"zoo weights {url}")
+    model = _instantiate(model_id, config, state_dict, f"zoo weights {url}")
     return model, f"CompressAI zoo {zoo_name} mse q{quality}"
