@@ -129,6 +129,9 @@ def encode_sequence(
     torch.set_num_threads(config.num_threads)
     if models is None:
         models = load_models(config)
+    if not models.inter.codec.inter_part_names and config.intra_period != 1 and num_frames > 1:
+        raise ConfigError(f"model '{models.inter.model_id}' is an image codec: it codes I-frames only. Pass "
+                          "--intra-period 1, or use it as --intra-model of a video model")
     lattice_name = QUANTIZER_LATTICES[config.quant]
     models.attach_tools(config.coding_tools())
     shift = config.shift_settings()

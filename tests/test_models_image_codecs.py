@@ -1,0 +1,82 @@
+"""Image codecs (models/image_codecs.py): CompressAI's modules and bytes, zoo loading, intra only."""
+
+import pytest
+import torch
+from compressai.models import MeanScaleHyperprior
+from compressai.zoo.image import model_urls
+
+from vidcodec.errors import ConfigError
+from vidcodec.models.registry import build_model, load_model
+from vidcodec.tools import CodingTools, ShiftSettings, roles_mask
+
+
+@pytest.fixture(scope="module")
+def twins():
+    """Our mbt2018-mean and CompressAI's, with the same weights."""
+    torch.manual_seed(0)
+    reference = MeanScaleHyperprior(N=32, M=48).eval()
+    ours = build_model("mbt2018-mean", N=32, M=48).eval()
+    ours.load_state_dict(reference.state_dict())
+    reference.update(force=True)
+    ours.update(force=True)
+    return ours, reference
+
+
+def test_coding_gives_compressais_bytes(twins):
+    ours, reference = twins
+    x = torch.rand(1, 3, 128, 192)
+    coded = ours.encode_intra(x)
+    strings = reference.compress(x)["strings"]
+    assert coded.parts == [strings[1][0], strings[0][0]]  # z, then y
+    assert torch.equal(coded.x_hat, reference.decompress(strings, (2, 3))["x_hat"])
+    assert torch.equal(ours.decode_intra(coded.parts, (128, 192), coded.entropy_hash), coded.x_hat)
+
+
+@pytest.mark.parametrize("tools", [CodingTools(lattice="a2", quant_roles=frozenset({"intra"})),
+                                   CodingTools(lattice="a3*", quant_roles=frozenset({"intra"}),
+                                               shift=ShiftSettings(scope_mask=roles_mask({"intra"})))])
+def test_the_tools_attach_to_the_image_latent(twins, tools):
+    ours, _ = twins
+    x = torch.rand(1, 3, 128, 128)
+    plain = ours.encode_intra(x)
+    ours.attach_tools(tools)
+    try:
+        coded = ours.encode_intra(x)
+        assert coded.parts[1] != plain.parts[1]  # y is lattice-coded
+        assert len(coded.shift_indexes) == (1 if tools.shift else 0)
+        decoded = ours.decode_intra(coded.parts, (128, 128), coded.entropy_hash, coded.shift_indexes)
+        assert torch.equal(decoded, coded.x_hat)
+    finally:
+        ours.attach_tools(CodingTools())
+
+
+def test_training_forward_is_compressais(twins):
+    ours, reference = twins
+    x = torch.rand(2, 3, 64, 64)
+    torch.manual_seed(1)
+    output = ours([x], stage="intra")
+    torch.manual_seed(1)
+    expected = reference(x)
+    assert torch.equal(output.x_hat[0], expected["x_hat"])
+    assert torch.equal(output.likelihoods[0]["intra"]["y"], expected["likelihoods"]["y"])
+    with pytest.raises(ValueError, match="only stage is 'intra'"):
+        ours([x, x], stage="chains")
+
+
+def test_p_frames_are_refused_with_a_way_out(twins):
+    ours, _ = twins
+    with pytest.raises(ConfigError, match="--intra-model"):
+        ours.encode_inter(torch.rand(1, 3, 64, 64), None)
+
+
+def test_zoo_weights_load_with_the_zoos_widths(tmp_path, monkeypatch):
+    """--pretrained --quality 5 is N=192, M=320 (the zoo's cfgs), read from torch.hub's cache."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(0)
+    state_dict = MeanScaleHyperprior(N=192, M=320).state_dict()
+    file_name = model_urls["mbt2018-mean"]["mse"][5].rsplit("/", 1)[-1]
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(state_dict, tmp_path / "hub" / "checkpoints" / file_name)
+    loaded = load_model("mbt2018-mean", quality=5, pretrained=True)
+    assert loaded.codec.config() == {"N": 192, "M": 320}
+    assert torch.equal(loaded.codec.g_a[0].weight, state_dict["g_a.0.weight"])

@@ -1,0 +1,166 @@
+"""Image coding: one picture in, one file out, bit-exact decoding (``encode_image`` / ``decode_image``).
+
+An image file is a one-frame stream in one file, so it has the video syntax's hygiene (magic,
+version, CRC, model hashes, desync guard) and the same decoder::
+
+    magic            4 bytes  b"VIDI"
+    header_length    u32      bytes of the sequence header that follows
+    sequence header  bitstream/syntax.py: 1 frame, intra period 1, fps 1; intra model = inter model
+    frame            the I-frame, as a frame file of that stream (its own CRC)
+
+Inputs: anything Pillow reads (PNG, ...; converted to 8-bit RGB) or one frame of raw YUV 4:2:0 /
+.y4m (geometry as for sequences). The codec sees RGB in [0,1]; the reconstruction is written as
+8-bit RGB PNG, or as YUV 4:2:0 when the output name ends in .yuv. The tools act on the image
+codec's latent (role "intra"): --quant hex|oct and --latent-shift.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidcodec.bitstream.errors import BitstreamError
+from vidcodec.bitstream.syntax import SequenceHeader
+from vidcodec.config import CodecConfig
+from vidcodec.decoder import Decoder
+from vidcodec.encoder import Encoder
+from vidcodec.entropy.lattice_coder import coding_parameters
+from vidcodec.errors import OutputError
+from vidcodec.io.color import rgb_to_yuv420, yuv420_to_rgb
+from vidcodec.io.yuv import SequenceError, SequenceGeometry, YuvReader, YuvWriter, resolve_geometry
+from vidcodec.metrics import bpp, psnr_rgb_db
+from vidcodec.pipeline import _model_ref, load_models, load_models_for_stream, stream_tools
+from vidcodec.tools import QUANTIZER_LATTICES
+
+IMAGE_MAGIC = b"VIDI"
+RAW_SUFFIXES = (".yuv", ".y4m")
+
+
+@dataclass
+class ImageResult:
+    width: int
+    height: int
+    bytes: int
+    bpp: float
+    psnr_rgb: float
+    enc_s: float
+
+
+def read_image(path: Path, size: str | None = None) -> torch.Tensor:
+    """(1,3,H,W) float32 RGB in [0,1]; raw YUV gives its first frame."""
+    path = Path(path)
+    if not path.is_file():
+        raise SequenceError(f"input image {path} not found")
+    if path.suffix.lower() in RAW_SUFFIXES:
+        reader = YuvReader(path, resolve_geometry(path, size))
+        return yuv420_to_rgb(reader.read_frame(0), reader.geometry.bit_depth)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as error:
+        raise SequenceError(f"{path}: not an image Pillow can read ({error}); give a PNG or a raw .yuv / .y4m") from None
+    if rgb.shape[0] < 2 or rgb.shape[1] < 2:
+        raise SequenceError(f"{path}: {rgb.shape[1]}x{rgb.shape[0]} is too small (at least 2x2)")
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+
+
+def write_image(path: Path, x: torch.Tensor) -> None:
+    """8-bit RGB PNG (or YUV 4:2:0 for a .yuv name), written atomically. Odd sizes cannot be 4:2:0."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix.lower() == ".yuv":
+        height, width = x.shape[-2:]
+        with YuvWriter(tmp, SequenceGeometry(width, height, 8, 1.0)) as writer:
+            writer.write_frame(rgb_to_yuv420(x, 8))
+    else:
+        from PIL import Image
+
+        pixels = torch.round(x[0].clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        Image.fromarray(pixels, "RGB").save(tmp, format="PNG")
+    tmp.replace(path)
+
+
+def encode_image(image_path: Path, out_path: Path, config: CodecConfig, recon_path: Path | None = None,
+                 size: str | None = None, force: bool = False) -> ImageResult:
+    """Code one picture into ``out_path``; the tools of ``config`` act on the image latent."""
+    out_path = Path(out_path)
+    if out_path.exists() and not force:
+        raise OutputError(f"output file {out_path} exists; pass --force to replace it")
+    x = read_image(image_path, size)
+    height, width = x.shape[-2:]
+    torch.set_num_threads(config.num_threads)
+    config = replace(config, intra_period=1, quant_scope="intra", latent_shift_scope="intra")
+    models = load_models(config)
+    models.attach_tools(config.coding_tools())
+    shift = config.shift_settings()
+    lattice_name = QUANTIZER_LATTICES[config.quant]
+    header = SequenceHeader(
+        width=width, height=height, bit_depth=8, fps=1.0, num_frames=1, intra_period=1,
+        intra_model=_model_ref(models.intra), inter_model=_model_ref(models.inter),
+        pad_multiple=models.pad_multiple, quantizer=config.quant,
+        quant_params=coding_parameters(lattice_name, config.quant_scope) if lattice_name else b"",
+        latent_shift=shift.scope_mask if shift else 0, shift_groups=shift.groups if shift else 1,
+        shift_candidates=shift.candidates if shift else (), num_threads=config.num_threads,
+    )
+    start = time.perf_counter()
+    header_bytes = header.write()
+    packet = Encoder(models.intra.codec, models.inter.codec, header).encode(0, x)
+    data = IMAGE_MAGIC + struct.pack("<I", len(header_bytes)) + header_bytes + packet.data
+    enc_s = time.perf_counter() - start
+    if config.verify:
+        decoded = Decoder(models.intra.codec, models.inter.codec, header, header_bytes).decode(packet.data, "verify")
+        if not torch.equal(decoded, packet.x_hat):
+            raise RuntimeError("verification failed: the decoder's picture differs from the encoder's")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(out_path)
+    if recon_path is not None:
+        write_image(recon_path, packet.x_hat)
+    return ImageResult(width, height, len(data), bpp(8 * len(data), width, height),
+                       psnr_rgb_db(x, packet.x_hat), enc_s)
+
+
+def split_image_file(data: bytes, where: str) -> tuple[bytes, bytes]:
+    """(sequence header bytes, frame bytes) of an image file."""
+    if data[:4] != IMAGE_MAGIC:
+        raise BitstreamError(f"{where}: not a vidcodec image file (bad magic {data[:4]!r})")
+    if len(data) < 8:
+        raise BitstreamError(f"{where}: truncated at field 'header_length'")
+    (header_length,) = struct.unpack_from("<I", data, 4)
+    if 8 + header_length > len(data):
+        raise BitstreamError(f"{where}: truncated (header_length {header_length}, file has {len(data)} bytes)")
+    return data[8:8 + header_length], data[8 + header_length:]
+
+
+def decode_image(in_path: Path, out_path: Path, checkpoint: Path | None = None) -> torch.Tensor:
+    """Decode an image file into ``out_path`` (PNG, or YUV 4:2:0 for .yuv); returns the picture."""
+    in_path = Path(in_path)
+    if not in_path.is_file():
+        raise BitstreamError(f"{in_path} not found")
+    header_bytes, frame = split_image_file(in_path.read_bytes(), str(in_path))
+    header = SequenceHeader.read(header_bytes, f"{in_path} (header)")
+    if header.num_frames != 1 or header.intra_period != 1:
+        raise BitstreamError(f"{in_path}: the header announces {header.num_frames} frames with intra period "
+                             f"{header.intra_period}, not one picture")
+    torch.set_num_threads(header.num_threads)
+    tools = stream_tools(header)
+    models = load_models_for_stream(header, checkpoint)
+    models.attach_tools(tools)
+    x_hat = Decoder(models.intra.codec, models.inter.codec, header, header_bytes).decode(frame, f"{in_path} (frame)")
+    write_image(out_path, x_hat)
+    return x_hat
+
+
+def result_line(result: ImageResult) -> str:
+    return json.dumps({"width": result.width, "height": result.height, "bytes": result.bytes,
+                       "bpp": round(result.bpp, 5), "psnr_rgb": round(result.psnr_rgb, 3),
+                       "enc_s": round(result.enc_s, 3)})

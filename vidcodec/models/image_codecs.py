@@ -1,0 +1,121 @@
+"""Image codecs of seed 000's Table 1 as intra-only FrameCodecs (models/interface.py).
+
+They code a picture as one I-frame: ``encode_image`` (image_coding.py) writes it, and ``--intra-model``
+makes one the I-frame codec of a video whose P-frames another model codes (the inter model's state
+starts from its reconstruction). Their one latent has the role "intra", so the tools attach to it
+with the scope "intra" (tools.QUANT_SCOPES, SHIFT_SCOPES).
+
+The modules and state-dict keys are CompressAI's (g_a, g_s, h_a, h_s, entropy_bottleneck,
+gaussian_conditional), so CompressAI zoo files load unchanged (registry: ``--pretrained``).
+
+  mbt2018-mean  Minnen et al. 2018 without the context model: a hyperprior giving a mean and a scale
+                per latent element. Its y is coded by the same HyperpriorCoder as SSF's latents, so
+                Hex/Oct-Quant and the latent shift apply as in the video codec.
+"""
+
+from __future__ import annotations
+
+import torch
+from compressai.models import MeanScaleHyperprior
+
+from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, entropy_hash
+from vidcodec.errors import ConfigError
+from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput, check_entropy_hash, check_part_count
+
+
+class _MeanScaleView:
+    """What HyperpriorCoder reads, over the modules of a CompressAI mean-scale hyperprior: a plain
+    object, so that the model's modules are not registered (and saved) twice."""
+
+    def __init__(self, model: MeanScaleHyperprior) -> None:
+        self.model = model
+
+    @property
+    def entropy_bottleneck(self):
+        return self.model.entropy_bottleneck
+
+    @property
+    def gaussian_conditional(self):
+        return self.model.gaussian_conditional
+
+    def hyper_encoder(self, y: torch.Tensor) -> torch.Tensor:
+        return self.model.h_a(y)
+
+    def entropy_parameters(self, z_hat: torch.Tensor, context: torch.Tensor | None = None):
+        """(scales, means) of y: h_s gives both, stacked along the channels."""
+        if context is not None:
+            raise ValueError("an image hyperprior takes no context")
+        scales, means = self.model.h_s(z_hat).chunk(2, 1)
+        return scales, means
+
+
+class ImageCodec(FrameCodec):
+    """The intra-only part of the FrameCodec interface, shared by the image codecs."""
+
+    intra_part_names = ("intra_z", "intra_y")
+    inter_part_names = ()
+    model_name = "image codec"
+
+    def start_state(self, x_hat: torch.Tensor) -> torch.Tensor:
+        return x_hat
+
+    def _no_p_frames(self):
+        raise ConfigError(f"{self.model_name} is an image codec: it codes I-frames only. Use it with "
+                          "--intra-period 1, or as --intra-model of a video model")
+
+    def encode_inter(self, x, state, picture_size=None):
+        self._no_p_frames()
+
+    def decode_inter(self, parts, state, frame_shape, expected_hash, shift_indexes=()):
+        self._no_p_frames()
+
+    @staticmethod
+    def parameter_role(name: str) -> str:
+        return "intra"
+
+
+class Mbt2018MeanCodec(MeanScaleHyperprior, ImageCodec):
+    """CompressAI's mbt2018-mean (N, M channels; the zoo's q1..q4 are N=128, M=192)."""
+
+    pad_multiple = 64  # g_a: 4 stride-2 layers, h_a: 2 more
+    model_name = "mbt2018-mean"
+
+    def __init__(self, N: int = 128, M: int = 192) -> None:
+        super().__init__(N=N, M=M)
+        self.N, self.M = N, M
+        self.latent_coders = {"intra": HyperpriorCoder(_MeanScaleView(self))}
+
+    def config(self) -> dict:
+        return {"N": self.N, "M": self.M}
+
+    def forward(self, frames: list[torch.Tensor], stage: str = "intra") -> TrainingOutput:
+        """Codes frames[0] (an image codec has the curriculum stage "intra" only)."""
+        if stage != "intra":
+            raise ValueError(f"stage='{stage}': {self.model_name} is an image codec, its only stage is 'intra'")
+        y = self.g_a(frames[0])
+        z_hat, z_likelihoods = self.entropy_bottleneck(self.h_a(y))
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        y_hat, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
+        return TrainingOutput([self.g_s(y_hat)], [{"intra": {"y": y_likelihoods, "z": z_likelihoods}}])
+
+    def _picture(self, y_hat: torch.Tensor) -> torch.Tensor:
+        return self.g_s(y_hat).clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def encode_intra(self, x: torch.Tensor, picture_size: tuple[int, int] | None = None) -> CodedFrame:
+        encoded = self.encode_latent("intra", self.g_a(x), self._picture, x, picture_size)
+        latent = encoded.coded
+        return CodedFrame(self.intra_part_names, [latent.z_bytes, latent.y_bytes], encoded.x_hat,
+                          entropy_hash([latent.scale_indexes], latent.table_digest), encoded.shift_indexes,
+                          encoded.shift, latents={"intra": latent})
+
+    @torch.no_grad()
+    def decode_intra(self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
+                     shift_indexes: tuple[int, ...] = ()) -> torch.Tensor:
+        check_part_count(parts, self.intra_part_names, "I")
+        self.check_shift_indexes(shift_indexes, ("intra",))
+        z_shape = (frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple)
+        params = self.decode_side("intra", parts[0], z_shape)
+        check_entropy_hash([params.scale_indexes], expected_hash, self.table_digest("intra", params.scale_indexes))
+        y_hat, _ = self.decode_latent("intra", parts[1], params, shift_indexes)
+        return self._picture(y_hat)
