@@ -67,3 +67,6 @@ def test_retrained_weights_make_a_finished_job_stale_and_a_relabel_does_not(tmp_
     path.write_bytes(b"retrained")
     retrained = Job(**{**job.__dict__, "weights_sha256": file_hash(path)})
     assert not is_finished(retrained)
+    # Another intra model, or other weights of it, is another result too.
+    with_intra = Job(**{**job.__dict__, "intra_model": "mbt2018-mean", "intra_weights_sha256": "ab"})
+    assert not is_finished(with_intra)

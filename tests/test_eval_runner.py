@@ -235,3 +235,19 @@ def test_proxy_inputs_are_shared_by_the_jobs(dataset, tmp_path):
     summary = json.loads((tmp_path / "run" / "Cup" / "baseline" / "q1" / "summary.json").read_text())
     assert (summary["sequence"]["width"], summary["sequence"]["height"]) == (64, 64)
     assert (tmp_path / "run" / "inputs" / "Cup_64x64.yuv").stat().st_size == 3 * 64 * 64 * 3 // 2
+
+
+def test_an_intra_model_codes_the_i_frames_of_every_learned_job(dataset, serial_run, tmp_path):
+    """--intra-model: the I-frames by that model's shipped weights of the job's rate point, named in
+    the job's identity with their file hash."""
+    out = tmp_path / "run"
+    outcome = run_eval(request(dataset, out, configs=["baseline"], qualities=[1], sequences=["Cat"],
+                               intra_model="ssf-small"))
+    assert [s["status"] for s in outcome.statuses] == ["done"]
+    parameters = json.loads((out / "Cat" / "baseline" / "q1" / "job.json").read_text())["parameters"]
+    assert parameters["intra_model"] == "ssf-small" and len(parameters["intra_weights_sha256"]) == 64
+    summary = json.loads((out / "Cat" / "baseline" / "q1" / "summary.json").read_text())
+    assert "ssf-small-q1.pt" in json.dumps(summary)
+    # The I-frames differ from the run without it (the tiny model's own intra path).
+    serial_out, _ = serial_run
+    assert fingerprint(out)["Cat/baseline/q1"]["frames"][0] != fingerprint(serial_out)["Cat/baseline/q1"]["frames"][0]

@@ -324,6 +324,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, dest="num_threads", help="torch threads per job")
     parser.add_argument("--model", help="model id (default: configs/default.yaml)")
     parser.add_argument("--weights", type=Path, help="directory of MODEL-qQ.pt checkpoints (default: shipped)")
+    parser.add_argument("--intra-model", help="code the I-frames with this model's shipped weights of the same "
+                                              "rate point (e.g. ssf-small under dcvc-small's P-frames)")
     parser.add_argument("--out", type=Path, required=True, help="run directory (rerun to resume)")
     parser.add_argument("--anchor", default="baseline", help="configuration the BD-rates are measured against")
     parser.add_argument("--ray-address", help="address of an existing Ray cluster (default: local, in-process)")
@@ -343,7 +345,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
         sequences=[s.strip() for s in args.sequences.split(",")] if args.sequences else None,
         frames=args.frames, intra_period=args.intra_period,
         crop=parse_size(args.crop) if args.crop else None, downscale=args.downscale,
-        num_threads=args.num_threads, model=args.model, weights_dir=args.weights,
+        num_threads=args.num_threads, model=args.model, weights_dir=args.weights, intra_model=args.intra_model,
         ray_address=args.ray_address, serial=args.serial, force=args.force, progress=not args.quiet,
     )
     outcome = run_eval(request)

@@ -91,6 +91,10 @@ class Job:
     # sha256 of the checkpoint file coded with (learned codecs): weights retrained at the same path
     # make the finished job stale instead of being reused silently.
     weights_sha256: str | None = None
+    # The I-frames' model when not ``model``'s own (shipped weights of the same rate point), and the
+    # sha256 of that checkpoint file.
+    intra_model: str | None = None
+    intra_weights_sha256: str | None = None
 
     @property
     def key(self) -> str:
@@ -154,6 +158,8 @@ def _encode_learned(job: Job, reader, work: Path) -> dict:
     if job.weights_dir:
         overrides["checkpoint"] = str(weights_file(job.setting, job.quality, job.model, job.weights_dir))
         overrides["quality"] = None
+    if job.intra_model:
+        overrides.update(intra_model=job.intra_model, intra_quality=job.quality)
     config = load_config(overrides=overrides)
     recon = work.with_name(work.name + ".recon.yuv")
     decoded = work.with_name(work.name + ".decoded.yuv")

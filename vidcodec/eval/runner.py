@@ -68,6 +68,7 @@ class EvalRequest:
     num_threads: int = 2
     model: str | None = None
     weights_dir: Path | None = None
+    intra_model: str | None = None  # I-frames by this model's shipped weights (same rate point)
     ray_address: str | None = None
     serial: bool = False
     force: bool = False
@@ -80,6 +81,7 @@ class EvalRequest:
             "frames": self.frames, "intra_period": self.intra_period, "crop": self.crop,
             "downscale": self.downscale, "num_threads": self.num_threads, "model": self.model,
             "weights_dir": str(self.weights_dir.resolve()) if self.weights_dir else None,
+            "intra_model": self.intra_model,
         }))
 
 
@@ -164,6 +166,14 @@ def plan_jobs(request: EvalRequest, inputs: dict) -> list[Job]:
             hashes[path] = file_hash(path)
         return hashes[path]
 
+    def intra_sha256(setting, quality: int) -> str | None:
+        from vidcodec.models.registry import shipped_checkpoint_path
+
+        if setting.anchor or not request.intra_model:
+            return None
+        path = shipped_checkpoint_path(request.intra_model, quality)
+        return file_hash(path) if path.is_file() else None
+
     jobs = []
     for name, (path, geometry, frames) in inputs.items():
         for setting in settings:
@@ -175,6 +185,8 @@ def plan_jobs(request: EvalRequest, inputs: dict) -> list[Job]:
                     out_dir=str((request.out_dir / name / setting.name / f"q{quality}").resolve()),
                     num_threads=request.num_threads, model=request.model, weights_dir=weights_dir,
                     weights_sha256=weights_sha256(setting, quality),
+                    intra_model=request.intra_model if not setting.anchor else None,
+                    intra_weights_sha256=intra_sha256(setting, quality),
                 ))
     return jobs
 
