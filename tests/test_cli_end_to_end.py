@@ -166,9 +166,18 @@ def damaged_copy(stream: Path, dest: Path) -> Path:
     return dest
 
 
-def test_truncated_and_flipped_frames_and_foreign_frames(workspace, tmp_path, capsys):
+@pytest.mark.parametrize("model_id, config", [("ssf-small", None), ("dcvc-small", {"features": 16, "latent": 16})])
+def test_truncated_and_flipped_frames_and_foreign_frames(workspace, tmp_path, capsys, model_id, config):
+    """The same one-line errors for every model family."""
     root, sequence, stream = workspace
     checkpoint = root / "tiny.pt"
+    if config:
+        checkpoint = tmp_path / "model.pt"
+        torch.manual_seed(0)
+        save_checkpoint(checkpoint, build_model(model_id, **config), model_id, {})
+        stream = tmp_path / "stream"
+        assert encode_main([str(sequence), "--model", model_id, "--checkpoint", str(checkpoint), "--out",
+                            str(stream), "--quiet", "--no-verify"]) == 0
     truncated = damaged_copy(stream, tmp_path / "truncated")
     data = (truncated / "frames" / "000005.bin").read_bytes()
     (truncated / "frames" / "000005.bin").write_bytes(data[: len(data) // 2])
@@ -178,8 +187,8 @@ def test_truncated_and_flipped_frames_and_foreign_frames(workspace, tmp_path, ca
     (flipped / "frames" / "000002.bin").write_bytes(bytes(data))
     # The same sequence coded with a shorter GOP: a frame file of another stream.
     other = tmp_path / "other"
-    assert encode_main([str(sequence), "--checkpoint", str(checkpoint), "--intra-period", "4", "--frames", "3",
-                        "--out", str(other), "--quiet", "--no-verify"]) == 0
+    assert encode_main([str(sequence), "--model", model_id, "--checkpoint", str(checkpoint), "--intra-period", "4",
+                        "--frames", "3", "--out", str(other), "--quiet", "--no-verify"]) == 0
     foreign = damaged_copy(stream, tmp_path / "foreign")
     shutil.copy(other / "frames" / "000001.bin", foreign / "frames" / "000001.bin")
     missing = damaged_copy(stream, tmp_path / "missing")
