@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from vidcodec.bitstream.syntax import read_frame, sequence_id
 from vidcodec.cli import decode_main, encode_main
 from vidcodec.cli import main as vidcodec_main
 from vidcodec.io.color import rgb_to_yuv420
@@ -265,10 +266,13 @@ def test_lattice_quantizer_scopes_round_trip_and_change_the_coded_latents(worksp
                             "--out", str(stream), "--recon", str(tmp_path / f"{name}.yuv"), "--quiet"]) == 0
         assert decode_main([str(stream), "-o", str(tmp_path / f"{name}_decoded.yuv"), "--quiet"]) == 0
         assert (tmp_path / f"{name}_decoded.yuv").read_bytes() == (tmp_path / f"{name}.yuv").read_bytes()
-        streams[name] = [json.loads(line) for line in (stream / "rd.jsonl").read_text().splitlines()]
-    # Motion latents are lattice-coded in both wider scopes, I-frame latents only in "all".
-    assert streams[scope][1]["bits_motion_y"] != streams["residual"][1]["bits_motion_y"]
-    same_intra = streams[scope][0]["bits_intra_y"] == streams["residual"][0]["bits_intra_y"]
+        stream_id = sequence_id((stream / "sequence.hdr").read_bytes())
+        streams[name] = [read_frame(path.read_bytes(), path.name, stream_id)[1]
+                         for path in sorted((stream / "frames").iterdir())]
+    # Motion latents are lattice-coded in both wider scopes, I-frame latents only in "all" (parts: I-frame
+    # z, y; P-frame motion z, motion y, residual z, residual y).
+    assert streams[scope][1][1] != streams["residual"][1][1]
+    same_intra = streams[scope][0][1] == streams["residual"][0][1]
     assert same_intra == (scope == "residual+motion")
 
 

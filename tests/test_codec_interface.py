@@ -27,7 +27,7 @@ from vidcodec.train.trainer import TrainConfig, Trainer
 from toy_feature_codec import ToyFeatureCodec
 
 SSF_FIXTURE = Path(__file__).parent / "fixtures" / "reference_streams" / "model.pt"
-GEOMETRY = SequenceGeometry(112, 72, 8, 30.0)  # padded to 128 x 128 (toy: 128 x 64)
+GEOMETRY = SequenceGeometry(112, 72, 8, 30.0)  # padded to 128 x 96 with the toy (SSF alone: 112 x 80)
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_an_ssf_intra_model_starts_the_toys_feature_state(toy, tmp_path):
     header, _ = read_stream_header(tmp_path / "mixed")
     assert (header.intra_model.model_id, header.inter_model.model_id) == ("ssf-small", "toy-feature")
     assert header.intra_model.checkpoint_hash == load_model("ssf-small", checkpoint=SSF_FIXTURE).checkpoint_hash
-    assert header.pad_multiple == 128  # a multiple of both models' (128 and 64)
+    assert header.pad_multiple == 32  # a multiple of both models' (16 and 32)
     assert [h.frame_type for h, _ in frame_headers_and_parts(tmp_path / "mixed")] == ["I", "P", "P", "P"]
     with pytest.raises(CheckpointError, match="--intra-checkpoint"):
         decode_sequence(tmp_path / "mixed", tmp_path / "x.yuv", checkpoint=checkpoint, progress=False)

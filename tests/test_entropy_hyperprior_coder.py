@@ -11,16 +11,18 @@ def coder():
     torch.manual_seed(0)
     model = ScaleSpaceFlowCodec(mid_planes=16, latent_planes=16).eval()
     model.update(force=True)
-    return HyperpriorCoder(model.res_hyperprior)
+    return HyperpriorCoder(model.res_hyperprior, hyper_stride=8)
 
 
-@pytest.mark.parametrize("scale", [0.3, 2.0, 20.0])
-def test_decode_returns_exactly_the_encoders_latent(coder, scale):
+@pytest.mark.parametrize("scale, y_shape", [(0.3, (16, 24)), (2.0, (16, 24)), (20.0, (16, 24)), (2.0, (9, 15))])
+def test_decode_returns_exactly_the_encoders_latent(coder, scale, y_shape):
+    """Latents of any size: (9, 15) is not a multiple of the hyper stride 8 (z is 2 x 2)."""
     torch.manual_seed(1)
-    y = torch.randn(1, 16, 16, 24) * scale
+    y = torch.randn(1, 16, *y_shape) * scale
     with torch.inference_mode():
         coded = coder.encode(y)
-        params = coder.decode_side(coded.z_bytes, (2, 3))
+        params = coder.decode_side(coded.z_bytes, y_shape)
+        assert coded.y_hat.shape == y.shape and params.mu.shape == y.shape
         y_hat = coder.decode_main(coded.y_bytes, params)
     assert torch.equal(y_hat, coded.y_hat)
     assert torch.equal(params.scale_indexes, coded.scale_indexes)

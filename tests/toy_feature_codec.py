@@ -54,7 +54,10 @@ class ToyHyperprior(nn.Module):
 
 
 class ToyFeatureCodec(CompressionModel, FrameCodec):
-    pad_multiple = 64  # 4 stride-2 analysis steps, then 2 in the hyperprior
+    # 4 stride-2 analysis steps need 16; 32 differs from SSF's 16, so that a stream with both shows the
+    # header's pad_multiple as the least common multiple of the two.
+    pad_multiple = 32
+    crop_multiple = 64  # then 2 in the hyperprior
     intra_part_names = ("intra_z", "intra_y")
     inter_part_names = ("contextual_z", "contextual_y")
 
@@ -73,8 +76,8 @@ class ToyFeatureCodec(CompressionModel, FrameCodec):
         self.context_synthesis = nn.Sequential(_up(planes, planes), nn.ReLU(), _up(planes, planes), nn.ReLU(),
                                                _up(planes, planes), nn.ReLU(), _up(planes, 3))
         self.context_hyperprior = ToyHyperprior(planes)
-        self.latent_coders = {"intra": HyperpriorCoder(self.intra_hyperprior),
-                              "contextual": HyperpriorCoder(self.context_hyperprior)}
+        self.latent_coders = {"intra": HyperpriorCoder(self.intra_hyperprior, hyper_stride=4),
+                              "contextual": HyperpriorCoder(self.context_hyperprior, hyper_stride=4)}
 
     def config(self) -> dict:
         return {"planes": self.planes, "feature_planes": self.feature_planes}
@@ -129,7 +132,7 @@ class ToyFeatureCodec(CompressionModel, FrameCodec):
     def decode_intra(self, parts, frame_shape, expected_hash, shift_indexes=()) -> torch.Tensor:
         check_part_count(parts, self.intra_part_names, "I")
         self.check_shift_indexes(shift_indexes, ("intra",))
-        params = self.decode_side("intra", parts[0], self._z_shape(frame_shape))
+        params = self.decode_side("intra", parts[0], self._y_shape(frame_shape))
         check_entropy_hash([params.scale_indexes], expected_hash, self.table_digest("intra", params.scale_indexes))
         y_hat, _ = self.decode_latent("intra", parts[1], params, shift_indexes)
         return self._intra_picture(y_hat)
@@ -148,12 +151,12 @@ class ToyFeatureCodec(CompressionModel, FrameCodec):
     def decode_inter(self, parts, state, frame_shape, expected_hash, shift_indexes=()):
         check_part_count(parts, self.inter_part_names, "P")
         self.check_shift_indexes(shift_indexes, ("contextual",))
-        params = self.decode_side("contextual", parts[0], self._z_shape(frame_shape))
+        params = self.decode_side("contextual", parts[0], self._y_shape(frame_shape))
         check_entropy_hash([params.scale_indexes], expected_hash,
                            self.table_digest("contextual", params.scale_indexes))
         y_hat, _ = self.decode_latent("contextual", parts[1], params, shift_indexes)
         x_hat = self._context_picture(y_hat, state)
         return x_hat, self._next_state(x_hat, state)
 
-    def _z_shape(self, frame_shape: tuple[int, int]) -> tuple[int, int]:
-        return frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple
+    def _y_shape(self, frame_shape: tuple[int, int]) -> tuple[int, int]:
+        return frame_shape[0] // 16, frame_shape[1] // 16

@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vidcodec.bitstream.syntax import ENTROPY_HASH_BYTES
@@ -28,7 +29,7 @@ class EntropyParameters:
 
 @dataclass
 class CodedLatent:
-    """One coded latent. Shapes for a (1,3,H,W) frame with SSF: y (1,C,H/16,W/16), z (1,C,H/128,W/128)."""
+    """One coded latent. Shapes for a (1,3,H,W) frame with SSF: y (1,C,H/16,W/16), z (1,C,ceil(H/128),ceil(W/128))."""
 
     z_bytes: bytes
     y_bytes: bytes
@@ -42,7 +43,9 @@ class CodedLatent:
 def hyperprior_parameters(hyperprior: nn.Module, z_hat: torch.Tensor, context: torch.Tensor | None = None):
     """(scales, means) of y from z_hat: the hyper-decoders' output, or, for a hyperprior that fuses a
     prior from other decoded data (a method ``entropy_parameters(z_hat, context)``, e.g. the temporal
-    prior of a conditional codec), that method's. Training and coding both call this."""
+    prior of a conditional codec), that method's. Training and coding both call this. On a y whose
+    size is not a multiple of the hyper stride, they are larger than y (HyperpriorCoder crops them);
+    a method fusing them with a prior of y's size crops them first."""
     if hasattr(hyperprior, "entropy_parameters"):
         return hyperprior.entropy_parameters(z_hat, context)
     if context is not None:
@@ -59,18 +62,26 @@ class HyperpriorCoder:
     The module's CDF tables must be up to date (``model.update(force=True)`` after loading weights).
     """
 
-    def __init__(self, hyperprior: nn.Module) -> None:
+    def __init__(self, hyperprior: nn.Module, hyper_stride: int) -> None:
         self.hyperprior = hyperprior
+        # z is 1/hyper_stride of y per side. y of any size is coded: the hyper-encoder sees y padded
+        # to a multiple of it by edge replication, and the entropy parameters are cropped back to y,
+        # so the picture needs padding to the analysis stride only, not to analysis x hyper stride.
+        self.hyper_stride = hyper_stride
         # Optional lattice coder of y (entropy/lattice_coder.py); None = scalar rounding.
         self.y_coder = None
+
+    def z_shape(self, y_shape: tuple[int, int]) -> tuple[int, int]:
+        return -(-y_shape[0] // self.hyper_stride), -(-y_shape[1] // self.hyper_stride)
 
     def table_digest(self, scale_indexes: torch.Tensor) -> bytes:
         """Hash of the lattice tables y will be coded with (known from the scale indexes alone)."""
         return self.y_coder.table_digest(scale_indexes) if self.y_coder is not None else b""
 
-    def _entropy_parameters(self, z_hat: torch.Tensor, context: torch.Tensor | None = None):
+    def _entropy_parameters(self, z_hat: torch.Tensor, y_shape: tuple[int, int], context: torch.Tensor | None = None):
         hp = self.hyperprior
         sigma, mu = hyperprior_parameters(hp, z_hat, context)
+        sigma, mu = sigma[..., :y_shape[0], :y_shape[1]], mu[..., :y_shape[0], :y_shape[1]]
         scale_indexes = hp.gaussian_conditional.build_indexes(sigma)
         sigma = hp.gaussian_conditional.lower_bound_scale(sigma)
         return mu, sigma, scale_indexes
@@ -78,10 +89,13 @@ class HyperpriorCoder:
     def encode(self, y: torch.Tensor, context: torch.Tensor | None = None) -> CodedLatent:
         """y: (1,C,h,w) float32 latent from the analysis transform."""
         hp = self.hyperprior
-        z = hp.hyper_encoder(y)
+        y_shape = tuple(y.shape[-2:])
+        z_shape = self.z_shape(y_shape)
+        pad = (0, z_shape[1] * self.hyper_stride - y_shape[1], 0, z_shape[0] * self.hyper_stride - y_shape[0])
+        z = hp.hyper_encoder(F.pad(y, pad, mode="replicate") if any(pad) else y)
         z_bytes = hp.entropy_bottleneck.compress(z)[0]
         z_hat = hp.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
-        mu, sigma, scale_indexes = self._entropy_parameters(z_hat, context)
+        mu, sigma, scale_indexes = self._entropy_parameters(z_hat, y_shape, context)
         if self.y_coder is not None:
             y_bytes, y_hat, digest = self.y_coder.encode(y, mu, scale_indexes)
             return CodedLatent(z_bytes, y_bytes, y_hat, mu, sigma, scale_indexes, digest)
@@ -89,12 +103,12 @@ class HyperpriorCoder:
         y_bytes = hp.gaussian_conditional.compress(y_symbols + mu, scale_indexes, mu)[0]
         return CodedLatent(z_bytes, y_bytes, y_symbols + mu, mu, sigma, scale_indexes)
 
-    def decode_side(self, z_bytes: bytes, z_shape: tuple[int, int],
+    def decode_side(self, z_bytes: bytes, y_shape: tuple[int, int],
                     context: torch.Tensor | None = None) -> EntropyParameters:
-        """Decode z and derive (mu, sigma, scale_indexes); z_shape = (h_z, w_z). Split from
+        """Decode z and derive (mu, sigma, scale_indexes) of a y of y_shape = (h, w). Split from
         decode_main so the decoder can check the desync guard before it decodes any y."""
-        z_hat = self.hyperprior.entropy_bottleneck.decompress([z_bytes], z_shape)
-        return EntropyParameters(*self._entropy_parameters(z_hat, context))
+        z_hat = self.hyperprior.entropy_bottleneck.decompress([z_bytes], self.z_shape(y_shape))
+        return EntropyParameters(*self._entropy_parameters(z_hat, y_shape, context))
 
     def decode_main(self, y_bytes: bytes, params: EntropyParameters) -> torch.Tensor:
         """Decode y given its entropy parameters; returns y_hat = symbols + mu."""

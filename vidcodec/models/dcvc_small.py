@@ -32,6 +32,7 @@ from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, entropy_hash, hyp
 from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput, check_entropy_hash, check_part_count
 
 FOLD = 8  # pixel_unshuffle factor: 3 x 64 values per position
+HYPER_STRIDE = 4  # two stride-2 hyper-analysis layers
 
 
 def _conv(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Conv2d:
@@ -80,13 +81,16 @@ class ContextualHyperprior(Hyperprior):
         self.fuse = nn.Sequential(_conv(4 * latent, 2 * latent, 1), nn.LeakyReLU(0.1), _conv(2 * latent, 2 * latent, 1))
 
     def entropy_parameters(self, z_hat: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        prior = self.temporal_prior(context)
         hyper = torch.cat((self.hyper_decoder_scale(z_hat), self.hyper_decoder_mean(z_hat)), dim=1)
-        scales, means = self.fuse(torch.cat((hyper, self.temporal_prior(context)), dim=1)).chunk(2, dim=1)
+        hyper = hyper[..., :prior.shape[-2], :prior.shape[-1]]  # z of a y padded to the hyper stride
+        scales, means = self.fuse(torch.cat((hyper, prior), dim=1)).chunk(2, dim=1)
         return F.softplus(scales), means
 
 
 class DcvcSmallCodec(CompressionModel, FrameCodec):
-    pad_multiple = 64
+    pad_multiple = 16  # fold 8, then a stride-2 analysis
+    crop_multiple = 16 * HYPER_STRIDE
     intra_part_names = ("intra_z", "intra_y")
     inter_part_names = ("contextual_z", "contextual_y")
 
@@ -109,8 +113,8 @@ class DcvcSmallCodec(CompressionModel, FrameCodec):
                                                ResidualBlock(features))
         self.to_pixels = _conv(features, folded, 1)
         self.contextual_hyperprior = ContextualHyperprior(latent, features)
-        self.latent_coders = {"intra": HyperpriorCoder(self.intra_hyperprior),
-                              "contextual": HyperpriorCoder(self.contextual_hyperprior)}
+        self.latent_coders = {"intra": HyperpriorCoder(self.intra_hyperprior, HYPER_STRIDE),
+                              "contextual": HyperpriorCoder(self.contextual_hyperprior, HYPER_STRIDE)}
 
     def config(self) -> dict:
         return {"features": self.features, "latent": self.latent}
@@ -160,7 +164,7 @@ class DcvcSmallCodec(CompressionModel, FrameCodec):
         return outputs
 
     # --- coding -------------------------------------------------------------------------------------
-    def _z_shape(self, frame_shape: tuple[int, int]) -> tuple[int, int]:
+    def _y_shape(self, frame_shape: tuple[int, int]) -> tuple[int, int]:
         return frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple
 
     @torch.no_grad()
@@ -177,7 +181,7 @@ class DcvcSmallCodec(CompressionModel, FrameCodec):
                      shift_indexes: tuple[int, ...] = ()) -> torch.Tensor:
         check_part_count(parts, self.intra_part_names, "I")
         self.check_shift_indexes(shift_indexes, ("intra",))
-        params = self.decode_side("intra", parts[0], self._z_shape(frame_shape))
+        params = self.decode_side("intra", parts[0], self._y_shape(frame_shape))
         check_entropy_hash([params.scale_indexes], expected_hash, self.table_digest("intra", params.scale_indexes))
         y_hat, _ = self.decode_latent("intra", parts[1], params, shift_indexes)
         return self._intra_picture(y_hat)
@@ -201,7 +205,7 @@ class DcvcSmallCodec(CompressionModel, FrameCodec):
                      expected_hash: bytes, shift_indexes: tuple[int, ...] = ()) -> tuple[torch.Tensor, torch.Tensor]:
         check_part_count(parts, self.inter_part_names, "P")
         self.check_shift_indexes(shift_indexes, ("contextual",))
-        params = self.decode_side("contextual", parts[0], self._z_shape(frame_shape), context=state)
+        params = self.decode_side("contextual", parts[0], self._y_shape(frame_shape), context=state)
         check_entropy_hash([params.scale_indexes], expected_hash,
                            self.table_digest("contextual", params.scale_indexes))
         y_hat, _ = self.decode_latent("contextual", parts[1], params, shift_indexes)

@@ -77,13 +77,14 @@ class ImageCodec(FrameCodec):
 class Mbt2018MeanCodec(MeanScaleHyperprior, ImageCodec):
     """CompressAI's mbt2018-mean (N, M channels; the zoo's q1..q4 are N=128, M=192)."""
 
-    pad_multiple = 64  # g_a: 4 stride-2 layers, h_a: 2 more
+    pad_multiple = 16  # g_a: 4 stride-2 layers
+    crop_multiple = 64  # h_a: 2 more
     model_name = "mbt2018-mean"
 
     def __init__(self, N: int = 128, M: int = 192) -> None:
         super().__init__(N=N, M=M)
         self.N, self.M = N, M
-        self.latent_coders = {"intra": HyperpriorCoder(_MeanScaleView(self))}
+        self.latent_coders = {"intra": HyperpriorCoder(_MeanScaleView(self), hyper_stride=4)}
 
     def config(self) -> dict:
         return {"N": self.N, "M": self.M}
@@ -114,8 +115,8 @@ class Mbt2018MeanCodec(MeanScaleHyperprior, ImageCodec):
                      shift_indexes: tuple[int, ...] = ()) -> torch.Tensor:
         check_part_count(parts, self.intra_part_names, "I")
         self.check_shift_indexes(shift_indexes, ("intra",))
-        z_shape = (frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple)
-        params = self.decode_side("intra", parts[0], z_shape)
+        y_shape = (frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple)
+        params = self.decode_side("intra", parts[0], y_shape)
         check_entropy_hash([params.scale_indexes], expected_hash, self.table_digest("intra", params.scale_indexes))
         y_hat, _ = self.decode_latent("intra", parts[1], params, shift_indexes)
         return self._picture(y_hat)

@@ -108,8 +108,12 @@ class FrameCodec(ABC):
     in __init__), and implement the abstract methods. ``picture_size``: (H, W) before padding; the
     latent-shift search measures distortion there only."""
 
-    #: H and W of coded frames must be multiples of this.
+    #: H and W of coded frames must be multiples of this (the analysis transforms' stride; the
+    #: hyperpriors code latents of any size, HyperpriorCoder).
     pad_multiple: int
+    #: H and W of training crops must be multiples of this (analysis x hyper-analysis stride: the
+    #: training forward pads nothing).
+    crop_multiple: int
     #: names of the byte strings of an intra and an inter frame, in bitstream order.
     intra_part_names: tuple[str, ...]
     inter_part_names: tuple[str, ...]
@@ -161,13 +165,14 @@ class FrameCodec(ABC):
         y_hat = shifted(latent.y_hat, g, self.tools.shift, choice.indexes)
         return EncodedLatent(latent, y_hat, choice.x_hat, choice.indexes, choice)
 
-    def decode_side(self, role: str, z_bytes: bytes, z_shape: tuple[int, int],
+    def decode_side(self, role: str, z_bytes: bytes, y_shape: tuple[int, int],
                     context: torch.Tensor | None = None) -> EntropyParameters:
+        """The entropy parameters of the latent of ``role``, of spatial size ``y_shape``, from its z."""
         # A corrupted but CRC-valid stream cannot reach here (the CRC catches it), yet a stream
         # written by a buggy or hostile encoder can: rANS on garbage returns garbage, it does not
         # raise, and compressai raises ValueError/RuntimeError on some inputs. Name the part.
         try:
-            return self.latent_coders[role].decode_side(z_bytes, z_shape, context)
+            return self.latent_coders[role].decode_side(z_bytes, y_shape, context)
         except (ValueError, RuntimeError) as error:
             raise BitstreamError(f"{role} z could not be decoded: {error}") from None
 

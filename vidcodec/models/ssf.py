@@ -20,6 +20,7 @@ from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput, ch
 
 SSF_MID_PLANES = 128
 SSF_LATENT_PLANES = 192
+HYPER_STRIDE = 8  # 3 stride-2 hyper-analysis layers
 
 
 class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
@@ -33,8 +34,9 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         model does not depend on the frame size. False for "ssf" (the zoo weights need it).
     """
 
-    # 4 stride-2 analysis layers then 3 stride-2 hyper-analysis layers: 2^7 = 128.
-    pad_multiple = 128
+    # 4 stride-2 analysis layers (pictures: multiples of 16) then 3 stride-2 hyper-analysis layers.
+    pad_multiple = 16
+    crop_multiple = 128
     intra_part_names = ("intra_z", "intra_y")
     inter_part_names = ("motion_z", "motion_y", "residual_z", "residual_y")
 
@@ -54,9 +56,9 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         if (mid_planes, latent_planes) != (SSF_MID_PLANES, SSF_LATENT_PLANES):
             self._rebuild_with_widths(mid_planes, latent_planes)
         self.latent_coders = {
-            "intra": HyperpriorCoder(self.img_hyperprior),
-            "motion": HyperpriorCoder(self.motion_hyperprior),
-            "residual": HyperpriorCoder(self.res_hyperprior),
+            "intra": HyperpriorCoder(self.img_hyperprior, HYPER_STRIDE),
+            "motion": HyperpriorCoder(self.motion_hyperprior, HYPER_STRIDE),
+            "residual": HyperpriorCoder(self.res_hyperprior, HYPER_STRIDE),
         }
 
     def _rebuild_with_widths(self, mid: int, latent: int) -> None:
@@ -119,9 +121,8 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         return "intra" if name.startswith("img_") else "inter"
 
     # --- shapes ---------------------------------------------------------------------------
-    def _z_shape(self, frame_shape: tuple[int, int]) -> tuple[int, int]:
-        height, width = frame_shape
-        return height // self.pad_multiple, width // self.pad_multiple
+    def _y_shape(self, frame_shape: tuple[int, int]) -> tuple[int, int]:
+        return frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple
 
     # --- synthesis shared by encoder and decoder (the only place reconstructions are made) ----
     def _synthesize_intra(self, y_hat: torch.Tensor) -> torch.Tensor:
@@ -188,7 +189,7 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         check_part_count(parts, self.intra_part_names, "I")
         self.check_shift_indexes(shift_indexes, ("intra",))
         z_bytes, y_bytes = parts
-        params = self.decode_side("intra", z_bytes, self._z_shape(frame_shape))
+        params = self.decode_side("intra", z_bytes, self._y_shape(frame_shape))
         check_entropy_hash([params.scale_indexes], expected_hash, self.table_digest("intra", params.scale_indexes))
         y_hat, _ = self.decode_latent("intra", y_bytes, params, shift_indexes)
         return self._synthesize_intra(y_hat)
@@ -201,9 +202,9 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         check_part_count(parts, self.inter_part_names, "P")
         self.check_shift_indexes(shift_indexes, ("residual",))
         motion_z, motion_y, residual_z, residual_y = parts
-        z_shape = self._z_shape(frame_shape)
-        motion_params = self.decode_side("motion", motion_z, z_shape)
-        residual_params = self.decode_side("residual", residual_z, z_shape)
+        y_shape = self._y_shape(frame_shape)
+        motion_params = self.decode_side("motion", motion_z, y_shape)
+        residual_params = self.decode_side("residual", residual_z, y_shape)
         check_entropy_hash(
             [motion_params.scale_indexes, residual_params.scale_indexes],
             expected_hash,

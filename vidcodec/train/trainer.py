@@ -56,7 +56,7 @@ from vidcodec.train.synthetic import CLIP_MIX, DATA_RECIPE_VERSION, clip_mix_pro
 
 # What a run directory's last.pt must agree on with the command that resumes it.
 RUN_IDENTITY_KEYS = ("model", "model_config", "stage", "init_from", "init_roles_from", "lattice")
-# A hyperprior sees crop / pad_multiple values of z per side (SSF: 2 x 2 at 256, CompressAI's training
+# A hyperprior sees crop / crop_multiple values of z per side (SSF: 2 x 2 at 256, CompressAI's training
 # crop); with 1 x 1 it learns entropy parameters for that case only.
 SMALLEST_SAFE_Z_SIDE = 2
 
@@ -121,11 +121,12 @@ class TrainConfig:
         else:
             if frames_problem:
                 problems.append(frames_problem)
-        multiple = MODELS[self.model].builder.pad_multiple if self.model in MODELS else 1
+        multiple = MODELS[self.model].builder.crop_multiple if self.model in MODELS else 1
         if self.model not in MODELS:
             problems.append(f"model={self.model!r} (expected one of {', '.join(sorted(MODELS))})")
         elif self.crop < multiple or self.crop % multiple:
-            problems.append(f"crop={self.crop} (expected a multiple of {multiple}, the model's padding)")
+            problems.append(f"crop={self.crop} (expected a multiple of {multiple}, the model's analysis x "
+                            "hyper-analysis stride)")
         elif self.crop // multiple < SMALLEST_SAFE_Z_SIDE:
             side = self.crop // multiple
             warnings.warn(
