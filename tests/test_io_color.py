@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidcodec.io.color import crop_to, pad_to_multiple, rgb_to_yuv420, yuv420_to_rgb
+from vidcodec.io.color import crop_to, pad_to_multiple, picture_box, rgb_to_yuv420, yuv420_to_rgb
 from vidcodec.io.yuv import YuvFrame
 from vidcodec.metrics import psnr_rgb_db
 
@@ -47,3 +47,20 @@ def test_pad_replicates_edges_and_crop_inverts():
     assert torch.equal(padded[..., :30, 49:], x[..., :, 49:50].expand(-1, -1, -1, 15))
     assert torch.equal(crop_to(padded, 30, 50), x)
     assert pad_to_multiple(padded, 16) is padded
+
+
+@pytest.mark.parametrize("height, width, multiple, margin, expected", [
+    (240, 416, 16, 8, (8, 8, 256, 432)),       # the stand-ins: 8 replicated pixels on every side
+    (144, 176, 16, 8, (8, 8, 160, 192)),
+    (1080, 1920, 16, 8, (12, 8, 1104, 1936)),  # 1080 + 16 rounded up to 1104: the rest split
+    (30, 50, 16, 0, (1, 7, 32, 64)),           # no margin: only the rounding up, split around it
+])
+def test_picture_box_centres_the_picture_with_a_margin(height, width, multiple, margin, expected):
+    box = picture_box(height, width, multiple, margin)
+    assert (box.top, box.left, box.padded_height, box.padded_width) == expected
+    x = torch.rand(1, 3, height, width)
+    padded = box.pad(x)
+    assert padded.shape[-2:] == (box.padded_height, box.padded_width)
+    assert torch.equal(box.crop(padded), x)
+    # Edge replication: the rows above the picture repeat its first row.
+    assert torch.equal(padded[..., :box.top, box.left:box.left + width], x[..., :1, :].expand(-1, -1, box.top, -1))

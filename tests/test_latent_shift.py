@@ -8,12 +8,15 @@ import torch
 
 from vidcodec.bitstream.errors import BitstreamError
 from vidcodec.errors import ConfigError
-from vidcodec.io.color import pad_to_multiple
+from vidcodec.io.color import PictureBox, picture_box
 from vidcodec.latent_shift import choose_shift, entropy_gradient_gaussian, group_slices, picture_mse, shifted
 from vidcodec.models.registry import load_model
 from vidcodec.quant.tables import TableCache
 from vidcodec.tools import ROLE_BITS, CodingTools, ShiftSettings
 from vidcodec.train.synthetic import photo_clip
+
+EIGHT = PictureBox(0, 0, 8, 8, 8, 8)  # the whole 8 x 8 frame
+PICTURE = picture_box(120, 112, 16, 4)  # a 112x120 picture centred in a 128 x 128 frame
 
 
 def discretized_nll(y, mu, sigma):
@@ -84,9 +87,9 @@ def linear_problem(seed: int, channels: int = 6):
     return synthesize, y_hat, g, x
 
 
-def exhaustive_best(synthesize, y_hat, g, x, settings, picture_size):
+def exhaustive_best(synthesize, y_hat, g, x, settings, picture):
     combos = itertools.product(range(len(settings.candidates)), repeat=settings.groups)
-    return min(picture_mse(synthesize(shifted(y_hat, g, settings, c)), x, picture_size) for c in combos)
+    return min(picture_mse(synthesize(shifted(y_hat, g, settings, c)), x, picture) for c in combos)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -94,7 +97,7 @@ def test_on_a_linear_decoder_fast_and_jvp_find_the_brute_force_step(seed):
     # MSE(rho) is then an exact parabola, and the nearest grid point to a parabola's minimum is the
     # best grid point: secant, JVP and brute force must agree, and equal the exhaustive minimum.
     synthesize, y_hat, g, x = linear_problem(seed)
-    picture = (7, 6)  # excludes a padded border
+    picture = PictureBox(0, 0, 7, 6, 8, 8)  # excludes a padded border
     results = {}
     for search in ("brute", "fast", "jvp"):
         choice = choose_shift(synthesize, y_hat, g, x, picture, ShiftSettings(search=search))
@@ -112,8 +115,8 @@ def test_on_a_linear_decoder_fast_and_jvp_find_the_brute_force_step(seed):
 def test_shift_never_increases_the_distortion_even_when_g_points_the_wrong_way(search, groups):
     synthesize, y_hat, g, x = linear_problem(11)
     settings = ShiftSettings(search=search, groups=groups)
-    helpful = choose_shift(synthesize, y_hat, g, x, (8, 8), settings)
-    harmful = choose_shift(synthesize, y_hat, -g, x, (8, 8), settings)  # every positive step hurts
+    helpful = choose_shift(synthesize, y_hat, g, x, EIGHT, settings)
+    harmful = choose_shift(synthesize, y_hat, -g, x, EIGHT, settings)  # every positive step hurts
     assert helpful.mse <= helpful.mse_unshifted and helpful.gain_db >= 0
     assert harmful.indexes == (settings.zero_index,) * groups and harmful.gain_db == 0.0
     assert len(helpful.indexes) == groups and len(helpful.rhos) == groups
@@ -121,14 +124,14 @@ def test_shift_never_increases_the_distortion_even_when_g_points_the_wrong_way(s
 
 def test_per_group_steps_are_at_least_as_good_as_one_step_with_brute_force():
     synthesize, y_hat, g, x = linear_problem(5)
-    one = choose_shift(synthesize, y_hat, g, x, (8, 8), ShiftSettings(search="brute"))
-    three = choose_shift(synthesize, y_hat, g, x, (8, 8), ShiftSettings(search="brute", groups=3))
+    one = choose_shift(synthesize, y_hat, g, x, EIGHT, ShiftSettings(search="brute"))
+    three = choose_shift(synthesize, y_hat, g, x, EIGHT, ShiftSettings(search="brute", groups=3))
     assert three.mse <= one.mse
 
 
 def test_gradient_correlation_diagnostic_is_measured():
     synthesize, y_hat, g, x = linear_problem(2)
-    choice = choose_shift(synthesize, y_hat, g, x, (8, 8), ShiftSettings(diagnostics=True))
+    choice = choose_shift(synthesize, y_hat, g, x, EIGHT, ShiftSettings(diagnostics=True))
     # g was built from y_true - y_hat, i.e. against the distortion gradient: strongly negative.
     assert -1.0 <= choice.gradient_correlation < -0.3
 
@@ -137,8 +140,8 @@ def test_gradient_correlation_diagnostic_is_measured():
 @pytest.fixture(scope="module")
 def codec_and_frames(tmp_path_factory):
     model = load_model("ssf-small", 3)
-    clip = photo_clip("coffee", 3, 120, 112, 7)  # 112x120 picture, padded to 128x128
-    frames = [pad_to_multiple(torch.from_numpy(f.transpose(2, 0, 1).copy())[None], 128) for f in clip]
+    clip = photo_clip("coffee", 3, 120, 112, 7)  # 112x120 picture, centred in 128x128
+    frames = [PICTURE.pad(torch.from_numpy(f.transpose(2, 0, 1).copy())[None]) for f in clip]
     return model.codec, frames, TableCache(tmp_path_factory.mktemp("tables"))
 
 
@@ -147,7 +150,7 @@ def codec_and_frames(tmp_path_factory):
 @pytest.mark.parametrize("search", ["brute", "fast"])
 def test_codec_decodes_shifted_frames_bit_exactly_and_never_worse(codec_and_frames, quant, search):
     codec, frames, cache = codec_and_frames
-    picture = (120, 112)
+    picture = PICTURE
     try:
         codec.attach_tools(CodingTools(lattice=quant, cache=cache))
         reference = codec.encode_intra(frames[0], picture).x_hat

@@ -120,9 +120,9 @@ class ToyFeatureCodec(CompressionModel, FrameCodec):
 
     # --- coding ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def encode_intra(self, x: torch.Tensor, picture_size=None) -> CodedFrame:
+    def encode_intra(self, x: torch.Tensor, picture=None) -> CodedFrame:
         encoded = self.encode_latent("intra", self.intra_analysis(x) * LATENT_GAIN, self._intra_picture, x,
-                                     picture_size)
+                                     picture)
         latent = encoded.coded
         return CodedFrame(self.intra_part_names, [latent.z_bytes, latent.y_bytes], encoded.x_hat,
                           entropy_hash([latent.scale_indexes], latent.table_digest), encoded.shift_indexes,
@@ -138,10 +138,10 @@ class ToyFeatureCodec(CompressionModel, FrameCodec):
         return self._intra_picture(y_hat)
 
     @torch.no_grad()
-    def encode_inter(self, x: torch.Tensor, state: torch.Tensor, picture_size=None) -> CodedFrame:
+    def encode_inter(self, x: torch.Tensor, state: torch.Tensor, picture=None) -> CodedFrame:
         y = self.context_analysis(torch.cat((x, state), dim=1)) * LATENT_GAIN
         encoded = self.encode_latent("contextual", y, lambda y_hat: self._context_picture(y_hat, state), x,
-                                     picture_size)
+                                     picture)
         latent = encoded.coded
         return CodedFrame(self.inter_part_names, [latent.z_bytes, latent.y_bytes], encoded.x_hat,
                           entropy_hash([latent.scale_indexes], latent.table_digest), encoded.shift_indexes,

@@ -60,6 +60,7 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--intra-checkpoint", help="local checkpoint of the I-frames' model")
     parser.add_argument("--intra-period", type=int, help="I-frame period; -1 = first frame only")
     parser.add_argument("--threads", type=int, dest="num_threads", help="torch threads for coding")
+    parser.add_argument("--pad-margin", type=int, help="replicated pixels around the picture (default 8)")
     parser.add_argument("--quant", choices=("sq", "hex", "oct", "d4", "e8"),
                         help="quantizer of P-frame residual latents (default sq)")
     parser.add_argument("--quant-scope", choices=("residual", "residual+motion", "all"),
@@ -96,6 +97,7 @@ def run_encode(args: argparse.Namespace) -> int:
         "intra_checkpoint": args.intra_checkpoint,
         "intra_period": args.intra_period,
         "num_threads": args.num_threads,
+        "pad_margin": args.pad_margin,
         "quant": args.quant,
         "quant_scope": args.quant_scope,
         "latent_shift": args.latent_shift,

@@ -31,6 +31,7 @@ class CodecConfig:
     intra_checkpoint: str | None = None
     intra_period: int = 8
     num_threads: int = 2
+    pad_margin: int = 8  # io.color.picture_box: replicated pixels around the picture (header: u8)
     quant: str = "sq"
     quant_scope: str = "residual"  # tools.QUANT_SCOPES: roles of the latents the lattice codes (ablations)
     latent_shift: bool = False
@@ -57,6 +58,8 @@ class CodecConfig:
             problems.append(f"intra_period={self.intra_period} (expected -1 or >= 1)")
         if not isinstance(self.num_threads, int) or not 1 <= self.num_threads <= MAX_THREADS:
             problems.append(f"num_threads={self.num_threads} (expected 1..{MAX_THREADS})")
+        if not isinstance(self.pad_margin, int) or not 0 <= self.pad_margin <= 64:
+            problems.append(f"pad_margin={self.pad_margin} (expected 0..64)")
         if self.quant not in QUANTIZERS:
             problems.append(f"quant='{self.quant}' (expected one of {', '.join(QUANTIZERS)})")
         if self.quant_scope not in QUANT_SCOPES:

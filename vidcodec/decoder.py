@@ -9,12 +9,8 @@ import torch
 from vidcodec.bitstream.errors import BitstreamError
 from vidcodec.bitstream.syntax import SequenceHeader, read_frame, sequence_id
 from vidcodec.gop import FrameType, GopScheduler
-from vidcodec.io.color import crop_to
+from vidcodec.io.color import picture_box
 from vidcodec.models.interface import FrameCodec
-
-
-def padded_size(size: int, multiple: int) -> int:
-    return -(-size // multiple) * multiple
 
 
 class Decoder:
@@ -32,10 +28,8 @@ class Decoder:
         self.header = header
         self.gop = GopScheduler(header.intra_period)
         self.sequence_id = sequence_id(header_bytes)
-        self.padded_shape = (
-            padded_size(header.height, header.pad_multiple),
-            padded_size(header.width, header.pad_multiple),
-        )
+        self.picture = picture_box(header.height, header.width, header.pad_multiple, header.pad_margin)
+        self.padded_shape = (self.picture.padded_height, self.picture.padded_width)
         self._state: object = None
         self._next_poc = 0
 
@@ -65,4 +59,4 @@ class Decoder:
             raise type(error)(f"{where}: {error}") from None
         self._state = state
         self._next_poc += 1
-        return crop_to(x_hat, self.header.height, self.header.width)
+        return self.picture.crop(x_hat)

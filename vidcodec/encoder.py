@@ -13,7 +13,7 @@ import torch
 
 from vidcodec.bitstream.syntax import FrameHeader, SequenceHeader, sequence_id, write_frame
 from vidcodec.gop import FrameType, GopScheduler
-from vidcodec.io.color import crop_to, pad_to_multiple
+from vidcodec.io.color import picture_box
 from vidcodec.models.interface import FrameCodec
 
 
@@ -35,20 +35,21 @@ class Encoder:
         self.header = header
         self.gop = GopScheduler(header.intra_period)
         self.sequence_id = sequence_id(header.write())
+        self.picture = picture_box(header.height, header.width, header.pad_multiple, header.pad_margin)
         self._state: object = None  # the inter codec's decoded state after the previous frame
 
     def encode(self, poc: int, x: torch.Tensor) -> Packet:
         """x: (1,3,H,W) float32 RGB in [0,1] at the picture size of the sequence header."""
         plan = self.gop.plan(poc)
-        x_padded = pad_to_multiple(x, self.header.pad_multiple)
-        picture_size = (self.header.height, self.header.width)
+        picture = self.picture
+        x_padded = picture.pad(x)
         if plan.frame_type == FrameType.INTRA:
-            coded = self.intra_codec.encode_intra(x_padded, picture_size)
+            coded = self.intra_codec.encode_intra(x_padded, picture)
             self._state = self.inter_codec.start_state(coded.x_hat)
         else:
             if self._state is None:
                 raise RuntimeError(f"poc {poc} is a P-frame but no reference was coded before it")
-            coded = self.inter_codec.encode_inter(x_padded, self._state, picture_size)
+            coded = self.inter_codec.encode_inter(x_padded, self._state, picture)
             self._state = coded.state
         frame_type = plan.frame_type.value
         header = FrameHeader(
@@ -64,6 +65,6 @@ class Encoder:
             frame_type=frame_type,
             data=write_frame(header, coded.parts),
             part_bits={name: 8 * len(part) for name, part in zip(coded.part_names, coded.parts)},
-            x_hat=crop_to(coded.x_hat, self.header.height, self.header.width),
+            x_hat=picture.crop(coded.x_hat),
             shift=coded.shift,
         )

@@ -105,7 +105,7 @@ def encode_image(image_path: Path, out_path: Path, config: CodecConfig, recon_pa
     header = SequenceHeader(
         width=width, height=height, bit_depth=8, fps=1.0, num_frames=1, intra_period=1,
         intra_model=_model_ref(models.intra), inter_model=_model_ref(models.inter),
-        pad_multiple=models.pad_multiple, quantizer=config.quant,
+        pad_multiple=models.pad_multiple, pad_margin=config.pad_margin, quantizer=config.quant,
         quant_params=coding_parameters(lattice_name, config.quant_scope) if lattice_name else b"",
         latent_shift=shift.scope_mask if shift else 0, shift_groups=shift.groups if shift else 1,
         shift_candidates=shift.candidates if shift else (), num_threads=config.num_threads,

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 
 from vidcodec.errors import ConfigError
+from vidcodec.io.color import PictureBox
 from vidcodec.tools import ShiftSettings
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -120,9 +121,8 @@ class ShiftChoice:
         return 10.0 * float(np.log10(self.mse_unshifted / self.mse)) if self.mse > 0 else 0.0
 
 
-def picture_mse(x_hat: torch.Tensor, x: torch.Tensor, picture_size: tuple[int, int]) -> float:
-    height, width = picture_size
-    error = (x_hat[..., :height, :width] - x[..., :height, :width]).to(torch.float64)
+def picture_mse(x_hat: torch.Tensor, x: torch.Tensor, picture: PictureBox) -> float:
+    error = (picture.crop(x_hat) - picture.crop(x)).to(torch.float64)
     return float(torch.mean(error * error))
 
 
@@ -131,20 +131,21 @@ def choose_shift(
     y_hat: torch.Tensor,
     g: torch.Tensor,
     x: torch.Tensor,
-    picture_size: tuple[int, int],
+    picture: PictureBox,
     settings: ShiftSettings,
 ) -> ShiftChoice:
-    """Pick the step indexes for one latent. ``synthesize(y)`` -> finished padded frame."""
+    """Pick the step indexes for one latent. ``synthesize(y)`` -> finished padded frame; the
+    distortion is measured on ``picture``, the picture's place in it."""
     zero = (settings.zero_index,) * settings.groups
     x_zero = synthesize(y_hat)
-    best = ShiftChoice(zero, x_zero, picture_mse(x_zero, x, picture_size), picture_mse(x_zero, x, picture_size))
+    best = ShiftChoice(zero, x_zero, picture_mse(x_zero, x, picture), picture_mse(x_zero, x, picture))
 
     def consider(indexes: tuple[int, ...]) -> None:
         nonlocal best
         if indexes == best.indexes:
             return
         x_hat = synthesize(shifted(y_hat, g, settings, indexes))
-        mse = picture_mse(x_hat, x, picture_size)
+        mse = picture_mse(x_hat, x, picture)
         if mse < best.mse:
             best = ShiftChoice(indexes, x_hat, best.mse_unshifted, mse)
 
@@ -163,23 +164,22 @@ def choose_shift(
             else:
                 probe = zero[:group] + (settings.probe_index,) + zero[group + 1 :]
                 x_probe = synthesize(shifted(y_hat, g, settings, probe))
-                mse = picture_mse(x_probe, x, picture_size)
+                mse = picture_mse(x_probe, x, picture)
                 if mse < best.mse:
                     best = ShiftChoice(probe, x_probe, best.mse_unshifted, mse)
                 directions.append((x_probe - x_zero) / settings.candidates[settings.probe_index])
-        steps = _least_squares_steps(directions, x - x_zero, picture_size)
+        steps = _least_squares_steps(directions, x - x_zero, picture)
         consider(_snap(settings, steps))
     best.rhos = tuple(settings.candidates[index] for index in best.indexes)
     if settings.diagnostics:
-        best.gradient_correlation = _gradient_correlation(synthesize, y_hat, g, x, picture_size)
+        best.gradient_correlation = _gradient_correlation(synthesize, y_hat, g, x, picture)
     return best
 
 
-def _least_squares_steps(directions: list[torch.Tensor], error: torch.Tensor, picture_size) -> np.ndarray:
+def _least_squares_steps(directions: list[torch.Tensor], error: torch.Tensor, picture: PictureBox) -> np.ndarray:
     """Steps rho minimizing ||error - sum_k rho_k directions_k||^2 on the picture."""
-    height, width = picture_size
-    basis = torch.stack([d[..., :height, :width].to(torch.float64).flatten() for d in directions], dim=1)
-    target = error[..., :height, :width].to(torch.float64).flatten()
+    basis = torch.stack([picture.crop(d).to(torch.float64).flatten() for d in directions], dim=1)
+    target = picture.crop(error).to(torch.float64).flatten()
     # A group whose direction is zero (g = 0, or invisible after clamping) makes the system
     # singular; the minimum-norm solution (gelsd) gives it step 0.
     return torch.linalg.lstsq(basis.T @ basis, basis.T @ target, driver="gelsd").solution.numpy()
@@ -190,12 +190,11 @@ def _snap(settings: ShiftSettings, steps: np.ndarray) -> tuple[int, ...]:
     return tuple(int(np.argmin(np.abs(candidates - step))) for step in steps)
 
 
-def _gradient_correlation(synthesize, y_hat, g, x, picture_size) -> float:
+def _gradient_correlation(synthesize, y_hat, g, x, picture: PictureBox) -> float:
     """Pearson correlation between g and the true distortion gradient (seed 000, Fig. 4c)."""
-    height, width = picture_size
     with torch.enable_grad():
         y = y_hat.detach().clone().requires_grad_(True)
-        error = synthesize(y)[..., :height, :width] - x[..., :height, :width]
+        error = picture.crop(synthesize(y)) - picture.crop(x)
         (distortion_gradient,) = torch.autograd.grad(torch.mean(error * error), y)
     a = g.flatten().to(torch.float64)
     b = distortion_gradient.flatten().to(torch.float64)

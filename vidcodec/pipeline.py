@@ -145,6 +145,7 @@ def encode_sequence(
         intra_model=_model_ref(models.intra),
         inter_model=_model_ref(models.inter),
         pad_multiple=models.pad_multiple,
+        pad_margin=config.pad_margin,
         quantizer=config.quant,
         quant_params=coding_parameters(lattice_name, config.quant_scope) if lattice_name else b"",
         latent_shift=shift.scope_mask if shift else 0,

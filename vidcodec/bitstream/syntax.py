@@ -18,8 +18,10 @@ Layout (all integers little-endian):
       quality          u8       shipped rate point, 0 = custom checkpoint
       checkpoint_hash  16 bytes sha256 prefix of the model's state dict (see models.registry)
     inter model      the model coding P-frames, the same three fields (often the same model)
-    pad_multiple     u16      frames are padded to multiples of it by edge replication (a multiple
+    pad_multiple     u16      the coded frame's sides are multiples of it (the least common multiple
                               of both models' own)
+    pad_margin       u8       at least this many pixels of edge replication on every side of the
+                              picture, which is centred in the coded frame (io.color.picture_box)
     quantizer        u8 length + ASCII ("sq" for scalar rounding)
     quant_params     u16 length + bytes (opaque to this module, owned by the quantizer)
     latent_shift     u8       bit mask of the roles of shifted latents (tools.ROLE_BITS): 1 = residual,
@@ -53,7 +55,8 @@ Bytes are untrusted: reading never asserts, it raises BitstreamError naming the 
 
 Versions: 2 named one model; 3 (codec interface) names an intra and an inter model and widens the
 latent_shift mask to four roles; 4 made the frame header compact (37 bytes for an SSF P-frame in 2
-and 3: fixed-width poc, part lengths, 4-byte sequence id and entropy hash).
+and 3: fixed-width poc, part lengths, 4-byte sequence id and entropy hash) and added pad_margin (the
+picture centred in its coded frame; before, padding was right and bottom only).
 """
 
 from __future__ import annotations
@@ -180,6 +183,7 @@ class SequenceHeader:
     intra_model: ModelRef
     inter_model: ModelRef
     pad_multiple: int
+    pad_margin: int = 0
     quantizer: str = "sq"
     quant_params: bytes = b""
     latent_shift: int = 0
@@ -199,7 +203,7 @@ class SequenceHeader:
                 struct.pack("<IIIi", fps.numerator, fps.denominator, self.num_frames, self.intra_period),
                 self.intra_model.write(),
                 self.inter_model.write(),
-                struct.pack("<H", self.pad_multiple),
+                struct.pack("<HB", self.pad_multiple, self.pad_margin),
                 struct.pack("<B", len(quantizer)) + quantizer,
                 struct.pack("<H", len(self.quant_params)) + self.quant_params,
                 struct.pack("<BBB", self.latent_shift, self.shift_groups, len(self.shift_candidates)),
@@ -239,6 +243,7 @@ class SequenceHeader:
         intra_model = ModelRef.read(reader, "intra")
         inter_model = ModelRef.read(reader, "inter")
         pad_multiple = reader.unpack("H", "pad_multiple")
+        pad_margin = reader.unpack("B", "pad_margin")
         quantizer = reader.text("B", "quantizer")
         quant_params = reader.take(reader.unpack("H", "quant_params length"), "quant_params")
         latent_shift = reader.unpack("B", "latent_shift")
@@ -276,6 +281,7 @@ class SequenceHeader:
             intra_model=intra_model,
             inter_model=inter_model,
             pad_multiple=pad_multiple,
+            pad_margin=pad_margin,
             quantizer=quantizer,
             quant_params=quant_params,
             latent_shift=latent_shift,

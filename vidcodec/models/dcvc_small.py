@@ -29,6 +29,7 @@ from compressai.ops import quantize_ste
 from torch import nn
 
 from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, entropy_hash, hyperprior_parameters
+from vidcodec.io.color import PictureBox
 from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput, check_entropy_hash, check_part_count
 
 FOLD = 8  # pixel_unshuffle factor: 3 x 64 values per position
@@ -168,9 +169,9 @@ class DcvcSmallCodec(CompressionModel, FrameCodec):
         return frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple
 
     @torch.no_grad()
-    def encode_intra(self, x: torch.Tensor, picture_size: tuple[int, int] | None = None) -> CodedFrame:
+    def encode_intra(self, x: torch.Tensor, picture: PictureBox | None = None) -> CodedFrame:
         y = self.intra_analysis(F.pixel_unshuffle(x, FOLD))
-        encoded = self.encode_latent("intra", y, self._intra_picture, x, picture_size)
+        encoded = self.encode_latent("intra", y, self._intra_picture, x, picture)
         latent = encoded.coded
         return CodedFrame(self.intra_part_names, [latent.z_bytes, latent.y_bytes], encoded.x_hat,
                           entropy_hash([latent.scale_indexes], latent.table_digest), encoded.shift_indexes,
@@ -188,11 +189,11 @@ class DcvcSmallCodec(CompressionModel, FrameCodec):
 
     @torch.no_grad()
     def encode_inter(self, x: torch.Tensor, state: torch.Tensor,
-                     picture_size: tuple[int, int] | None = None) -> CodedFrame:
+                     picture: PictureBox | None = None) -> CodedFrame:
         def synthesize(y_hat: torch.Tensor) -> torch.Tensor:
             return self._picture(self._features(y_hat, state))
 
-        encoded = self.encode_latent("contextual", self._contextual_y(x, state), synthesize, x, picture_size,
+        encoded = self.encode_latent("contextual", self._contextual_y(x, state), synthesize, x, picture,
                                      context=state)
         latent = encoded.coded
         # The next context from the latent as the decoder will hold it (shifted when it is).

@@ -20,6 +20,7 @@ from compressai.models import MeanScaleHyperprior
 
 from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, entropy_hash
 from vidcodec.errors import ConfigError
+from vidcodec.io.color import PictureBox
 from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput, check_entropy_hash, check_part_count
 
 
@@ -63,7 +64,7 @@ class ImageCodec(FrameCodec):
         raise ConfigError(f"{self.model_name} is an image codec: it codes I-frames only. Use it with "
                           "--intra-period 1, or as --intra-model of a video model")
 
-    def encode_inter(self, x, state, picture_size=None):
+    def encode_inter(self, x, state, picture=None):
         self._no_p_frames()
 
     def decode_inter(self, parts, state, frame_shape, expected_hash, shift_indexes=()):
@@ -103,8 +104,8 @@ class Mbt2018MeanCodec(MeanScaleHyperprior, ImageCodec):
         return self.g_s(y_hat).clamp(0.0, 1.0)
 
     @torch.no_grad()
-    def encode_intra(self, x: torch.Tensor, picture_size: tuple[int, int] | None = None) -> CodedFrame:
-        encoded = self.encode_latent("intra", self.g_a(x), self._picture, x, picture_size)
+    def encode_intra(self, x: torch.Tensor, picture: PictureBox | None = None) -> CodedFrame:
+        encoded = self.encode_latent("intra", self.g_a(x), self._picture, x, picture)
         latent = encoded.coded
         return CodedFrame(self.intra_part_names, [latent.z_bytes, latent.y_bytes], encoded.x_hat,
                           entropy_hash([latent.scale_indexes], latent.table_digest), encoded.shift_indexes,

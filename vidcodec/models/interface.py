@@ -41,6 +41,7 @@ import torch
 
 from vidcodec.bitstream.errors import BitstreamError, DecoderDesyncError
 from vidcodec.entropy.hyperprior_coder import CodedLatent, EntropyParameters, HyperpriorCoder, entropy_hash
+from vidcodec.io.color import PictureBox
 from vidcodec.latent_shift import choose_shift, entropy_gradient, shifted
 from vidcodec.tools import CodingTools
 
@@ -105,8 +106,8 @@ class FrameCodec(ABC):
     """A learned frame codec: intra frames and P-frames against an opaque decoded state.
 
     Subclasses set ``pad_multiple``, the part names, and ``latent_coders`` (role -> HyperpriorCoder,
-    in __init__), and implement the abstract methods. ``picture_size``: (H, W) before padding; the
-    latent-shift search measures distortion there only."""
+    in __init__), and implement the abstract methods. ``picture``: where the picture sits in the padded
+    frame (io.color.PictureBox); the latent-shift search measures distortion there only."""
 
     #: H and W of coded frames must be multiples of this (the analysis transforms' stride; the
     #: hyperpriors code latents of any size, HyperpriorCoder).
@@ -151,7 +152,7 @@ class FrameCodec(ABC):
         return self.tools.shift is not None and role in self.tools.shift.roles
 
     def encode_latent(self, role: str, y: torch.Tensor, synthesize: Callable[[torch.Tensor], torch.Tensor],
-                      x: torch.Tensor, picture_size: tuple[int, int] | None,
+                      x: torch.Tensor, picture: PictureBox | None,
                       context: torch.Tensor | None = None) -> EncodedLatent:
         """Code latent ``y`` of ``role``. ``synthesize(y_hat)`` -> finished padded frame: the shift
         picks its step on it. ``context``: decoded data the role's entropy parameters depend on
@@ -161,7 +162,7 @@ class FrameCodec(ABC):
         if not self.shifts(role):
             return EncodedLatent(latent, latent.y_hat, synthesize(latent.y_hat))
         g = entropy_gradient(latent.y_hat, latent.mu, latent.sigma, coder.y_coder is not None)
-        choice = choose_shift(synthesize, latent.y_hat, g, x, picture_size or tuple(x.shape[-2:]), self.tools.shift)
+        choice = choose_shift(synthesize, latent.y_hat, g, x, picture or PictureBox.whole(x), self.tools.shift)
         y_hat = shifted(latent.y_hat, g, self.tools.shift, choice.indexes)
         return EncodedLatent(latent, y_hat, choice.x_hat, choice.indexes, choice)
 
@@ -204,7 +205,7 @@ class FrameCodec(ABC):
 
     # --- what each family implements -----------------------------------------------------------
     @abstractmethod
-    def encode_intra(self, x: torch.Tensor, picture_size: tuple[int, int] | None = None) -> CodedFrame: ...
+    def encode_intra(self, x: torch.Tensor, picture: PictureBox | None = None) -> CodedFrame: ...
 
     @abstractmethod
     def decode_intra(self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
@@ -215,7 +216,7 @@ class FrameCodec(ABC):
         """The decoded state after an I-frame whose padded reconstruction is ``x_hat``."""
 
     @abstractmethod
-    def encode_inter(self, x: torch.Tensor, state: object, picture_size: tuple[int, int] | None = None) -> CodedFrame:
+    def encode_inter(self, x: torch.Tensor, state: object, picture: PictureBox | None = None) -> CodedFrame:
         """A P-frame against ``state``; the CodedFrame's ``state`` is the next one."""
 
     @abstractmethod

@@ -16,6 +16,7 @@ import torch
 from compressai.models.video import ScaleSpaceFlow
 
 from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, entropy_hash
+from vidcodec.io.color import PictureBox
 from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput, check_entropy_hash, check_part_count
 
 SSF_MID_PLANES = 128
@@ -140,8 +141,8 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
     # --- FrameCodec -----------------------------------------------------------------------
     # no_grad rather than inference_mode: the fast shift search takes Jacobian-vector products.
     @torch.no_grad()
-    def encode_intra(self, x: torch.Tensor, picture_size: tuple[int, int] | None = None) -> CodedFrame:
-        encoded = self.encode_latent("intra", self.img_encoder(x), self._synthesize_intra, x, picture_size)
+    def encode_intra(self, x: torch.Tensor, picture: PictureBox | None = None) -> CodedFrame:
+        encoded = self.encode_latent("intra", self.img_encoder(x), self._synthesize_intra, x, picture)
         intra = encoded.coded
         return CodedFrame(
             part_names=self.intra_part_names,
@@ -158,7 +159,7 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
 
     @torch.no_grad()
     def encode_inter(
-        self, x: torch.Tensor, state: torch.Tensor, picture_size: tuple[int, int] | None = None
+        self, x: torch.Tensor, state: torch.Tensor, picture: PictureBox | None = None
     ) -> CodedFrame:
         x_ref = state
         motion = self.latent_coders["motion"].encode(self.motion_encoder(torch.cat((x, x_ref), dim=1)))
@@ -167,7 +168,7 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
         def synthesize(y_res: torch.Tensor) -> torch.Tensor:
             return self._synthesize_inter(x_pred, y_res, motion.y_hat)
 
-        encoded = self.encode_latent("residual", self.res_encoder(x - x_pred), synthesize, x, picture_size)
+        encoded = self.encode_latent("residual", self.res_encoder(x - x_pred), synthesize, x, picture)
         residual = encoded.coded
         return CodedFrame(
             part_names=self.inter_part_names,
