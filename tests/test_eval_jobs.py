@@ -70,3 +70,22 @@ def test_retrained_weights_make_a_finished_job_stale_and_a_relabel_does_not(tmp_
     # Another intra model, or other weights of it, is another result too.
     with_intra = Job(**{**job.__dict__, "intra_model": "mbt2018-mean", "intra_weights_sha256": "ab"})
     assert not is_finished(with_intra)
+
+
+def test_the_identity_holds_the_resolved_codec_config_and_the_syntax_version(tmp_path, monkeypatch):
+    """A default changed in configs/default.yaml (here pad_margin) changes the result: the job is stale."""
+    from vidcodec.bitstream.syntax import SYNTAX_VERSION
+    from vidcodec.eval import jobs
+
+    job = Job(sequence="S", setting=load_setting("oct"), quality=2, input_path="/x.yuv", width=64, height=64,
+              bit_depth=8, fps=30.0, num_frames=3, intra_period=8, out_dir=str(tmp_path / "q2"))
+    parameters = job.parameters()
+    assert parameters["syntax_version"] == SYNTAX_VERSION
+    assert parameters["codec_config"]["quant"] == "oct" and parameters["codec_config"]["quality"] == 2
+    (tmp_path / "q2").mkdir()
+    (tmp_path / "q2" / JOB_FILE).write_text(json.dumps({"parameters": parameters}))
+    assert is_finished(job)
+    original = jobs.load_config
+    monkeypatch.setattr(jobs, "load_config", lambda **kw: dataclasses.replace(original(**kw), pad_margin=0))
+    assert not is_finished(job)
+    assert load_setting("x264").anchor and Job(**{**job.__dict__, "setting": load_setting("x264")}).parameters()["codec_config"] is None

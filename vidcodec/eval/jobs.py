@@ -103,9 +103,15 @@ class Job:
     def parameters(self) -> dict:
         """What must match for a finished directory to count as this job's result: not where it is,
         nor the label its configuration shows in tables."""
+        from vidcodec.bitstream.syntax import SYNTAX_VERSION
+
         values = dataclasses.asdict(self)
         values["setting"] = {k: v for k, v in self.setting.to_dict().items() if k != "label"}
         values.pop("out_dir")
+        # Everything the coding sees, defaults included (configs/default.yaml may change), and the
+        # syntax the files were written in.
+        values["codec_config"] = None if self.setting.anchor else job_config(self).to_dict()
+        values["syntax_version"] = SYNTAX_VERSION
         return values
 
 
@@ -150,9 +156,8 @@ def _remove_stale_partials(out_dir: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
 
 
-def _encode_learned(job: Job, reader, work: Path) -> dict:
-    from vidcodec.pipeline import decode_sequence, encode_sequence
-
+def job_config(job: Job):
+    """The CodecConfig a learned job codes with."""
     overrides = {**dict(job.setting.codec), "intra_period": job.intra_period, "num_threads": job.num_threads,
                  "model": job.model, "quality": job.quality}
     if job.weights_dir:
@@ -160,7 +165,13 @@ def _encode_learned(job: Job, reader, work: Path) -> dict:
         overrides["quality"] = None
     if job.intra_model:
         overrides.update(intra_model=job.intra_model, intra_quality=job.quality)
-    config = load_config(overrides=overrides)
+    return load_config(overrides=overrides)
+
+
+def _encode_learned(job: Job, reader, work: Path) -> dict:
+    from vidcodec.pipeline import decode_sequence, encode_sequence
+
+    config = job_config(job)
     recon = work.with_name(work.name + ".recon.yuv")
     decoded = work.with_name(work.name + ".decoded.yuv")
     try:
