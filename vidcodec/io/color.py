@@ -80,11 +80,6 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
 
 
-def crop_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Undo pad_to_multiple: keep the top-left H x W."""
-    return x[..., :height, :width]
-
-
 @dataclass(frozen=True)
 class PictureBox:
     """Where a H x W picture sits in its coded frame of padded_height x padded_width (picture_box)."""
