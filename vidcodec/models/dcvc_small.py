@@ -28,9 +28,9 @@ from compressai.models import CompressionModel
 from compressai.ops import quantize_ste
 from torch import nn
 
-from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, entropy_hash, hyperprior_parameters
+from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, hyperprior_parameters
 from vidcodec.io.color import PictureBox
-from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput, check_entropy_hash, check_part_count
+from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput
 
 FOLD = 8  # pixel_unshuffle factor: 3 x 64 values per position
 HYPER_STRIDE = 4  # two stride-2 hyper-analysis layers
@@ -171,21 +171,13 @@ class DcvcSmallCodec(CompressionModel, FrameCodec):
     @torch.no_grad()
     def encode_intra(self, x: torch.Tensor, picture: PictureBox | None = None) -> CodedFrame:
         y = self.intra_analysis(F.pixel_unshuffle(x, FOLD))
-        encoded = self.encode_latent("intra", y, self._intra_picture, x, picture)
-        latent = encoded.coded
-        return CodedFrame(self.intra_part_names, [latent.z_bytes, latent.y_bytes], encoded.x_hat,
-                          entropy_hash([latent.scale_indexes], latent.table_digest), encoded.shift_indexes,
-                          encoded.shift, latents={"intra": latent})
+        return self.encode_single_latent("intra", self.intra_part_names, y, self._intra_picture, x, picture)[0]
 
     @torch.no_grad()
     def decode_intra(self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
                      shift_indexes: tuple[int, ...] = ()) -> torch.Tensor:
-        check_part_count(parts, self.intra_part_names, "I")
-        self.check_shift_indexes(shift_indexes, ("intra",))
-        params = self.decode_side("intra", parts[0], self._y_shape(frame_shape))
-        check_entropy_hash([params.scale_indexes], expected_hash, self.table_digest("intra", params.scale_indexes))
-        y_hat, _ = self.decode_latent("intra", parts[1], params, shift_indexes)
-        return self._intra_picture(y_hat)
+        return self._intra_picture(self.decode_single_latent("intra", self.intra_part_names, "I", parts,
+                                                             self._y_shape(frame_shape), expected_hash, shift_indexes))
 
     @torch.no_grad()
     def encode_inter(self, x: torch.Tensor, state: torch.Tensor,
@@ -193,23 +185,16 @@ class DcvcSmallCodec(CompressionModel, FrameCodec):
         def synthesize(y_hat: torch.Tensor) -> torch.Tensor:
             return self._picture(self._features(y_hat, state))
 
-        encoded = self.encode_latent("contextual", self._contextual_y(x, state), synthesize, x, picture,
-                                     context=state)
-        latent = encoded.coded
+        frame, encoded = self.encode_single_latent("contextual", self.inter_part_names, self._contextual_y(x, state),
+                                                   synthesize, x, picture, context=state)
         # The next context from the latent as the decoder will hold it (shifted when it is).
-        return CodedFrame(self.inter_part_names, [latent.z_bytes, latent.y_bytes], encoded.x_hat,
-                          entropy_hash([latent.scale_indexes], latent.table_digest), encoded.shift_indexes,
-                          encoded.shift, latents={"contextual": latent}, state=self._features(encoded.y_hat, state))
+        frame.state = self._features(encoded.y_hat, state)
+        return frame
 
     @torch.no_grad()
     def decode_inter(self, parts: list[bytes], state: torch.Tensor, frame_shape: tuple[int, int],
                      expected_hash: bytes, shift_indexes: tuple[int, ...] = ()) -> tuple[torch.Tensor, torch.Tensor]:
-        check_part_count(parts, self.inter_part_names, "P")
-        self.check_shift_indexes(shift_indexes, ("contextual",))
-        params = self.decode_side("contextual", parts[0], self._y_shape(frame_shape), context=state)
-        check_entropy_hash([params.scale_indexes], expected_hash,
-                           self.table_digest("contextual", params.scale_indexes))
-        y_hat, _ = self.decode_latent("contextual", parts[1], params, shift_indexes)
+        y_hat = self.decode_single_latent("contextual", self.inter_part_names, "P", parts, self._y_shape(frame_shape),
+                                          expected_hash, shift_indexes, context=state)
         features = self._features(y_hat, state)
         return self._picture(features), features
-

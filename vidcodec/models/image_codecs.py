@@ -18,10 +18,10 @@ from __future__ import annotations
 import torch
 from compressai.models import MeanScaleHyperprior
 
-from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, entropy_hash
+from vidcodec.entropy.hyperprior_coder import HyperpriorCoder
 from vidcodec.errors import ConfigError
 from vidcodec.io.color import PictureBox
-from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput, check_entropy_hash, check_part_count
+from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput
 
 
 class _MeanScaleView:
@@ -105,19 +105,11 @@ class Mbt2018MeanCodec(MeanScaleHyperprior, ImageCodec):
 
     @torch.no_grad()
     def encode_intra(self, x: torch.Tensor, picture: PictureBox | None = None) -> CodedFrame:
-        encoded = self.encode_latent("intra", self.g_a(x), self._picture, x, picture)
-        latent = encoded.coded
-        return CodedFrame(self.intra_part_names, [latent.z_bytes, latent.y_bytes], encoded.x_hat,
-                          entropy_hash([latent.scale_indexes], latent.table_digest), encoded.shift_indexes,
-                          encoded.shift, latents={"intra": latent})
+        return self.encode_single_latent("intra", self.intra_part_names, self.g_a(x), self._picture, x, picture)[0]
 
     @torch.no_grad()
     def decode_intra(self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
                      shift_indexes: tuple[int, ...] = ()) -> torch.Tensor:
-        check_part_count(parts, self.intra_part_names, "I")
-        self.check_shift_indexes(shift_indexes, ("intra",))
         y_shape = (frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple)
-        params = self.decode_side("intra", parts[0], y_shape)
-        check_entropy_hash([params.scale_indexes], expected_hash, self.table_digest("intra", params.scale_indexes))
-        y_hat, _ = self.decode_latent("intra", parts[1], params, shift_indexes)
-        return self._picture(y_hat)
+        return self._picture(self.decode_single_latent("intra", self.intra_part_names, "I", parts, y_shape,
+                                                       expected_hash, shift_indexes))

@@ -203,6 +203,29 @@ class FrameCodec(ABC):
     def table_digest(self, role: str, scale_indexes: torch.Tensor) -> bytes:
         return self.latent_coders[role].table_digest(scale_indexes)
 
+    # --- frames of one latent (z and y parts), for codecs whose frame is a single latent -------------
+    def encode_single_latent(self, role: str, part_names: tuple[str, ...], y: torch.Tensor,
+                             synthesize: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                             picture: PictureBox | None, context: torch.Tensor | None = None,
+                             ) -> tuple[CodedFrame, EncodedLatent]:
+        """A frame whose parts are the z and y of one latent of ``role`` (encode_latent's arguments)."""
+        encoded = self.encode_latent(role, y, synthesize, x, picture, context)
+        latent = encoded.coded
+        frame = CodedFrame(part_names, [latent.z_bytes, latent.y_bytes], encoded.x_hat,
+                           entropy_hash([latent.scale_indexes], latent.table_digest), encoded.shift_indexes,
+                           encoded.shift, latents={role: latent})
+        return frame, encoded
+
+    def decode_single_latent(self, role: str, part_names: tuple[str, ...], frame_type: str, parts: list[bytes],
+                             y_shape: tuple[int, int], expected_hash: bytes, shift_indexes: tuple[int, ...],
+                             context: torch.Tensor | None = None) -> torch.Tensor:
+        """y_hat of a frame made by encode_single_latent, after the part count, shift and desync checks."""
+        check_part_count(parts, part_names, frame_type)
+        self.check_shift_indexes(shift_indexes, (role,))
+        params = self.decode_side(role, parts[0], y_shape, context)
+        check_entropy_hash([params.scale_indexes], expected_hash, self.table_digest(role, params.scale_indexes))
+        return self.decode_latent(role, parts[1], params, shift_indexes)[0]
+
     # --- what each family implements -----------------------------------------------------------
     @abstractmethod
     def encode_intra(self, x: torch.Tensor, picture: PictureBox | None = None) -> CodedFrame: ...
