@@ -3,6 +3,8 @@ the desync guard, and bit-exact coding with Oct-Quant and the latent shift on it
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -82,3 +84,12 @@ def test_the_trainer_trains_it_with_the_lattice_in_the_loop(tmp_path):
     trainer.run(progress=False)
     trainer.export(tmp_path / "m.pt")
     assert load_model("dcvc-small", checkpoint=tmp_path / "m.pt").codec.config() == SMALL
+
+
+def test_the_kept_training_checkpoint_loads_with_its_provenance():
+    """training/dcvc-small-q3-6317steps.pt: where the next dcvc-small run starts (README)."""
+    path = Path(__file__).resolve().parent.parent / "training" / "dcvc-small-q3-6317steps.pt"
+    loaded = load_model("dcvc-small", checkpoint=path)
+    assert path.stat().st_size < 10 * 2**20
+    stages = loaded.provenance["curriculum"]
+    assert [(s["stage"], s["steps"], s["lmbda"]) for s in stages] == [("chains", 6317, 0.0067)]
