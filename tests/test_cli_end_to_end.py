@@ -292,3 +292,16 @@ def test_latent_shift_round_trips_and_logs_its_diagnostics(workspace, tmp_path, 
         assert -1.0 <= record["shift_corr"] <= 1.0
     summary = json.loads((stream / "summary.json").read_text())
     assert summary["config"]["latent_shift"] is True and summary["average"]["P"]["shift_gain_db"] >= 0.0
+
+
+def test_ms_ssim_can_be_left_out(workspace, tmp_path, capsys):
+    """--no-ms-ssim: rd.jsonl's ms_ssim_rgb is null, the summary prints '-', the rest is measured."""
+    root, sequence, _ = workspace
+    capsys.readouterr()
+    assert encode_main([str(sequence), "--checkpoint", str(root / "tiny.pt"), "--frames", "2", "--no-ms-ssim",
+                        "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    records = [json.loads(line) for line in (tmp_path / "s" / "rd.jsonl").read_text().splitlines()]
+    assert all(r["ms_ssim_rgb"] is None and r["psnr_rgb"] > 0 for r in records)
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["average"]["all"]["ms_ssim_rgb"] is None and summary["config"]["ms_ssim"] is False
+    assert "       -" in capsys.readouterr().out

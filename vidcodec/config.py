@@ -41,6 +41,7 @@ class CodecConfig:
     shift_candidates: tuple | None = None  # None = tools.DEFAULT_CANDIDATES
     shift_diagnostics: bool = False
     verify: bool = True
+    ms_ssim: bool = True  # measure MS-SSIM for rd.jsonl (costly at large sizes)
 
     def validate(self) -> "CodecConfig":
         from vidcodec.models.registry import MODELS

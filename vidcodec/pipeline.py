@@ -196,6 +196,7 @@ def encode_sequence(
                 dec_s=dec_s,
                 quantizer=config.quant,
                 shift=packet.shift,
+                ms_ssim=config.ms_ssim,
             )
             records.append(record)
             _update_bar(bar, records)
