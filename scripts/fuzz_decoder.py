@@ -51,7 +51,7 @@ from vidcodec.errors import VidcodecError
 from vidcodec.io.color import rgb_to_yuv420
 from vidcodec.io.yuv import SequenceGeometry, YuvReader, YuvWriter
 from vidcodec.models.registry import build_model, save_checkpoint
-from vidcodec.pipeline import encode_sequence, load_models_for_stream, read_stream_header, stream_tools
+from vidcodec.pipeline import decoder_for_stream, encode_sequence, read_stream_header
 
 WIDTH, HEIGHT, FRAMES = 128, 96, 3
 STREAMS = {"sq": {"quant": "sq"}, "hex": {"quant": "hex"}, "oct": {"quant": "oct"},
@@ -102,11 +102,7 @@ class Target:
 
 
 def make_decoder(header_bytes: bytes, checkpoint: Path) -> Decoder:
-    header = SequenceHeader.read(header_bytes)
-    tools = stream_tools(header)
-    models = load_models_for_stream(header, checkpoint)
-    models.attach_tools(tools)
-    return Decoder(models.intra.codec, models.inter.codec, header, header_bytes)
+    return decoder_for_stream(SequenceHeader.read(header_bytes), header_bytes, checkpoint)
 
 
 def seal(body: bytes, stream_id: bytes) -> bytes:

@@ -30,13 +30,11 @@ from vidcodec.bitstream.syntax import SequenceHeader
 from vidcodec.config import CodecConfig
 from vidcodec.decoder import Decoder
 from vidcodec.encoder import Encoder
-from vidcodec.entropy.lattice_coder import coding_parameters
 from vidcodec.errors import OutputError
 from vidcodec.io.color import rgb_to_yuv420, yuv420_to_rgb
 from vidcodec.io.yuv import SequenceError, SequenceGeometry, YuvReader, YuvWriter, resolve_geometry
 from vidcodec.metrics import bpp, psnr_rgb_db
-from vidcodec.pipeline import _model_ref, load_models, load_models_for_stream, stream_tools
-from vidcodec.tools import QUANTIZER_LATTICES
+from vidcodec.pipeline import decoder_for_stream, load_models, sequence_header
 
 IMAGE_MAGIC = b"VIDI"
 RAW_SUFFIXES = (".yuv", ".y4m")
@@ -100,16 +98,7 @@ def encode_image(image_path: Path, out_path: Path, config: CodecConfig, recon_pa
     config = replace(config, intra_period=1, quant_scope="intra", latent_shift_scope="intra")
     models = load_models(config)
     models.attach_tools(config.coding_tools())
-    shift = config.shift_settings()
-    lattice_name = QUANTIZER_LATTICES[config.quant]
-    header = SequenceHeader(
-        width=width, height=height, bit_depth=8, fps=1.0, num_frames=1, intra_period=1,
-        intra_model=_model_ref(models.intra), inter_model=_model_ref(models.inter),
-        pad_multiple=models.pad_multiple, pad_margin=config.pad_margin, quantizer=config.quant,
-        quant_params=coding_parameters(lattice_name, config.quant_scope) if lattice_name else b"",
-        latent_shift=shift.scope_mask if shift else 0, shift_groups=shift.groups if shift else 1,
-        shift_candidates=shift.candidates if shift else (), num_threads=config.num_threads,
-    )
+    header = sequence_header(config, models, SequenceGeometry(width, height, 8, 1.0), 1)
     start = time.perf_counter()
     header_bytes = header.write()
     packet = Encoder(models.intra.codec, models.inter.codec, header).encode(0, x)
@@ -151,11 +140,7 @@ def decode_image(in_path: Path, out_path: Path, checkpoint: Path | None = None) 
     if header.num_frames != 1 or header.intra_period != 1:
         raise BitstreamError(f"{in_path}: the header announces {header.num_frames} frames with intra period "
                              f"{header.intra_period}, not one picture")
-    torch.set_num_threads(header.num_threads)
-    tools = stream_tools(header)
-    models = load_models_for_stream(header, checkpoint)
-    models.attach_tools(tools)
-    x_hat = Decoder(models.intra.codec, models.inter.codec, header, header_bytes).decode(frame, f"{in_path} (frame)")
+    x_hat = decoder_for_stream(header, header_bytes, checkpoint).decode(frame, f"{in_path} (frame)")
     write_image(out_path, x_hat)
     return x_hat
 

@@ -132,27 +132,8 @@ def encode_sequence(
     if not models.inter.codec.inter_part_names and config.intra_period != 1 and num_frames > 1:
         raise ConfigError(f"model '{models.inter.model_id}' is an image codec: it codes I-frames only. Pass "
                           "--intra-period 1, or use it as --intra-model of a video model")
-    lattice_name = QUANTIZER_LATTICES[config.quant]
     models.attach_tools(config.coding_tools())
-    shift = config.shift_settings()
-    header = SequenceHeader(
-        width=geometry.width,
-        height=geometry.height,
-        bit_depth=geometry.bit_depth,
-        fps=geometry.fps,
-        num_frames=num_frames,
-        intra_period=config.intra_period,
-        intra_model=_model_ref(models.intra),
-        inter_model=_model_ref(models.inter),
-        pad_multiple=models.pad_multiple,
-        pad_margin=config.pad_margin,
-        quantizer=config.quant,
-        quant_params=coding_parameters(lattice_name, config.quant_scope) if lattice_name else b"",
-        latent_shift=shift.scope_mask if shift else 0,
-        shift_groups=shift.groups if shift else 1,
-        shift_candidates=shift.candidates if shift else (),
-        num_threads=config.num_threads,
-    )
+    header = sequence_header(config, models, geometry, num_frames)
     header_bytes = header.write()
     encoder = Encoder(models.intra.codec, models.inter.codec, header)
     verifier = Decoder(models.intra.codec, models.inter.codec, header, header_bytes) if config.verify else None
@@ -214,6 +195,41 @@ def encode_sequence(
         }, run_info=run_info or {})
         write_rd_files(staging, records, summary)
     return EncodeResult(Path(out_dir), records, summary)
+
+
+def sequence_header(config: CodecConfig, models: CodecModels, geometry: SequenceGeometry,
+                    num_frames: int) -> SequenceHeader:
+    """The sequence header of a stream coded with ``config`` and ``models``."""
+    lattice_name = QUANTIZER_LATTICES[config.quant]
+    shift = config.shift_settings()
+    return SequenceHeader(
+        width=geometry.width,
+        height=geometry.height,
+        bit_depth=geometry.bit_depth,
+        fps=geometry.fps,
+        num_frames=num_frames,
+        intra_period=config.intra_period,
+        intra_model=_model_ref(models.intra),
+        inter_model=_model_ref(models.inter),
+        pad_multiple=models.pad_multiple,
+        pad_margin=config.pad_margin,
+        quantizer=config.quant,
+        quant_params=coding_parameters(lattice_name, config.quant_scope) if lattice_name else b"",
+        latent_shift=shift.scope_mask if shift else 0,
+        shift_groups=shift.groups if shift else 1,
+        shift_candidates=shift.candidates if shift else (),
+        num_threads=config.num_threads,
+    )
+
+
+def decoder_for_stream(header: SequenceHeader, header_bytes: bytes, checkpoint: Path | None = None,
+                       intra_checkpoint: Path | None = None) -> Decoder:
+    """A decoder of the stream whose sequence header is ``header_bytes``: its models, tools and threads."""
+    torch.set_num_threads(header.num_threads)
+    tools = stream_tools(header)
+    models = load_models_for_stream(header, checkpoint, intra_checkpoint)
+    models.attach_tools(tools)
+    return Decoder(models.intra.codec, models.inter.codec, header, header_bytes)
 
 
 def _model_ref(model: LoadedModel) -> ModelRef:
@@ -371,11 +387,7 @@ def decode_sequence(
     frame count. ``checkpoint`` / ``intra_checkpoint``: weights of custom (not shipped) models."""
     stream_dir = Path(stream_dir)
     header, header_bytes = read_stream_header(stream_dir)
-    torch.set_num_threads(header.num_threads)
-    tools = stream_tools(header)
-    models = load_models_for_stream(header, checkpoint, intra_checkpoint)
-    models.attach_tools(tools)
-    decoder = Decoder(models.intra.codec, models.inter.codec, header, header_bytes)
+    decoder = decoder_for_stream(header, header_bytes, checkpoint, intra_checkpoint)
     geometry = SequenceGeometry(header.width, header.height, header.bit_depth, header.fps)
     bar = _progress_bar(header.num_frames, f"decode {stream_dir.name}", progress)
     with _optional_writer(Path(output_path), geometry) as writer:
