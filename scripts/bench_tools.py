@@ -122,10 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     for tool in args.tools:  # warm-up: tables in memory, first-call costs out of the timings
         codec.attach_tools(tools_of(tool, caches))
         codec.encode_inter(frames[1], references[0], picture)
+    memories = {tool: {} for tool in args.tools}  # each tool remembers its own previous frame
     for round_index in range(args.rounds):
         for poc in range(1, args.frames):
             for tool in args.tools:
                 codec.attach_tools(tools_of(tool, caches))
+                codec.start_sequence(memories[tool])
                 coded, enc_s = timed(codec.encode_inter, frames[poc], references[poc - 1], picture)
                 (decoded, _), dec_s = timed(codec.decode_inter, coded.parts, references[poc - 1],
                                             tuple(frames[poc].shape[-2:]), coded.entropy_hash, coded.shift_indexes)

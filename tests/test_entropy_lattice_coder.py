@@ -63,7 +63,8 @@ def test_coded_bits_are_within_one_percent_of_the_ideal(gaussian_conditional, ta
     residual = (y - mu).reshape(-1).double()
     coords = coder.lattice.quantize_coords(residual[tuples])
     ideal_bits = 0.0
-    for scale_index, table in tables.lattice_tables.items():
+    for scale_index in tables.lattice_table_of:
+        table = coder._lattice_cdf(scale_index)[0]
         rows = tuple_scales == scale_index
         symbols = table.symbols_of(coords[rows])
         assert (symbols >= 0).all()
@@ -77,3 +78,26 @@ def test_large_scales_fall_back_to_scalar_coding(gaussian_conditional):
     assert lattice_indexes == list(range(len(lattice_indexes)))  # a prefix of the increasing scale table
     assert 0 < len(lattice_indexes) < 64
     assert estimated_table_points(3, float(get_scale_table()[-1])) > 4096
+
+
+def test_the_frame_wide_table_index_agrees_with_each_table(gaussian_conditional, table_dir):
+    coder = LatticeLatentCoder("a2", gaussian_conditional, TableCache(table_dir))
+    scales = list(range(0, 20, 3))
+    tables = {s: coder._lattice_cdf(s)[0] for s in scales}  # loads them into the coder's index
+    g = torch.Generator().manual_seed(3)
+    tuple_scales = torch.tensor(scales)[torch.randint(len(scales), (4000,), generator=g)]
+    coords = torch.randint(-12, 13, (4000, 2), generator=g)  # some inside each table, some escapes
+    symbols, escaped = coder._index.symbols(coords, tuple_scales)
+    for s, table in tables.items():
+        rows = tuple_scales == s
+        found = table.symbols_of(coords[rows])
+        assert torch.equal(symbols[rows], torch.where(found >= 0, found, table.num_points))
+        assert torch.equal(escaped[rows], found < 0)
+    assert escaped.any() and not escaped.all()
+    points, decoded_escaped = coder._index.points(symbols, tuple_scales)
+    assert torch.equal(decoded_escaped, escaped) and torch.equal(points[~escaped], coords[~escaped])
+    # Symbols a damaged stream may hold (negative, beyond the table) are escapes, not crashes.
+    wild = torch.randint(-5, 5000, (4000,), generator=g)
+    points, wild_escaped = coder._index.points(wild, tuple_scales)
+    sizes = torch.tensor([tables[int(s)].num_points for s in tuple_scales])
+    assert torch.equal(wild_escaped, (wild < 0) | (wild >= sizes)) and (points[wild_escaped] == 0).all()

@@ -1,6 +1,7 @@
 """Batch evaluation: jobs finish with verified decodes, reruns skip, a killed run resumes with the
 same results, Ray (in-process and a real local cluster) gives the same results as serial runs."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -251,3 +252,25 @@ def test_an_intra_model_codes_the_i_frames_of_every_learned_job(dataset, serial_
     # The I-frames differ from the run without it (the tiny model's own intra path).
     serial_out, _ = serial_run
     assert fingerprint(out)["Cat/baseline/q1"]["frames"][0] != fingerprint(serial_out)["Cat/baseline/q1"]["frames"][0]
+
+
+def test_an_x265_intra_run_codes_its_i_frames_with_x265_and_its_qps_are_in_the_identity(dataset, tmp_path,
+                                                                                         monkeypatch):
+    from vidcodec.eval.runner import plan_jobs, prepare_inputs
+    from vidcodec.models import registry
+
+    options = dict(configs=["baseline"], qualities=[1], intra_model="x265-intra")
+    outcome = run_eval(request(dataset, tmp_path / "run", **options))
+    assert not outcome.failed
+    records = [json.loads(line) for line in (tmp_path / "run" / "Cat" / "baseline" / "q1" / "rd.jsonl").read_text().splitlines()]
+    assert records[0]["bits_intra_y"] > 0 and records[0]["bits_intra_z"] == 0
+    header = json.loads((tmp_path / "run" / "Cat" / "baseline" / "q1" / "summary.json").read_text())
+    assert header["config"]["intra_model"] == "x265-intra"
+    # Other QPs for the rate point are another result: the settings digest is in the job's identity.
+    plan = request(dataset, tmp_path / "run", **options)
+    before = [job.parameters() for job in plan_jobs(plan, prepare_inputs(plan))]
+    spec = registry.MODELS["x265-intra"]
+    monkeypatch.setitem(registry.MODELS, "x265-intra", dataclasses.replace(
+        spec, default_config={**spec.default_config, "qp_by_quality": [30, 29, 28, 27]}))
+    after = [job.parameters() for job in plan_jobs(plan, prepare_inputs(plan))]
+    assert before != after

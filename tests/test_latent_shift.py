@@ -122,6 +122,29 @@ def test_shift_never_increases_the_distortion_even_when_g_points_the_wrong_way(s
     assert len(helpful.indexes) == groups and len(helpful.rhos) == groups
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_the_fast_search_probes_at_the_previous_frames_step_and_saves_a_synthesis(seed):
+    synthesize, y_hat, g, x = linear_problem(seed)
+    calls = []
+
+    def counted(y):
+        calls.append(1)
+        return synthesize(y)
+
+    settings = ShiftSettings(search="fast")
+    fresh = choose_shift(counted, y_hat, g, x, EIGHT, settings)
+    fresh_calls, calls[:] = len(calls), []
+    # Told the step it will choose, it probes there: on a linear decoder the solution is the probe.
+    hinted = choose_shift(counted, y_hat, g, x, EIGHT, settings, previous=fresh.indexes)
+    assert hinted.indexes == fresh.indexes and hinted.mse == pytest.approx(fresh.mse, rel=1e-12)
+    if fresh.indexes != (settings.zero_index,):
+        assert len(calls) == 2  # x(0) and the probe, which is also the confirmation
+    assert len(calls) <= fresh_calls <= 3
+    # A wrong hint still finds the step (the secant of a linear decoder is exact at any probe).
+    wrong = tuple((i + 3) % len(settings.candidates) or 1 for i in fresh.indexes)
+    assert choose_shift(synthesize, y_hat, g, x, EIGHT, settings, previous=wrong).indexes == fresh.indexes
+
+
 def test_per_group_steps_are_at_least_as_good_as_one_step_with_brute_force():
     synthesize, y_hat, g, x = linear_problem(5)
     one = choose_shift(synthesize, y_hat, g, x, EIGHT, ShiftSettings(search="brute"))
@@ -183,5 +206,24 @@ def test_codec_rejects_shift_indexes_that_do_not_fit_the_stream(codec_and_frames
         with pytest.raises(BitstreamError, match="expected 0"):  # intra is outside the scope here
             intra = codec.encode_intra(frames[0])
             codec.decode_intra(intra.parts, (128, 128), intra.entropy_hash, (0, 0))
+    finally:
+        codec.attach_tools(CodingTools())
+
+
+def test_each_sequence_starts_without_the_last_ones_shift_memory(codec_and_frames):
+    from vidcodec.bitstream.syntax import ModelRef, SequenceHeader
+    from vidcodec.encoder import Encoder
+
+    codec, frames, _ = codec_and_frames
+    codec.attach_tools(CodingTools(shift=ShiftSettings()))
+    try:
+        reference = codec.encode_intra(frames[0], PICTURE).x_hat
+        codec.encode_inter(frames[1], reference, PICTURE)
+        assert "residual" in codec.__dict__["_shift_memory"]  # the fast search's hint for the next frame
+        ref = ModelRef("ssf-small", 3, bytes(16))
+        header = SequenceHeader(width=112, height=120, bit_depth=8, fps=30.0, num_frames=2, intra_period=8,
+                                intra_model=ref, inter_model=ref, pad_multiple=16, pad_margin=4)
+        Encoder(codec, codec, header)
+        assert codec.__dict__["_shift_memory"] == {}  # a stream never depends on the one coded before
     finally:
         codec.attach_tools(CodingTools())

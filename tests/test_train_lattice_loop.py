@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from vidcodec.errors import ConfigError
 from vidcodec.models.registry import build_model
 from vidcodec.quant.grouping import group_by_scale
 from vidcodec.quant.lattice import get_lattice
@@ -127,3 +128,11 @@ def test_trainer_fine_tunes_with_the_lattice_and_records_it(tmp_path):
     for bad in ({"lattice": "a7"}, {"lattice": "oct", "lattice_scope": "motion"}, {"lattice": "oct", "lattice_samples": 0}):
         with pytest.raises(ConfigError, match="lattice"):
             TrainConfig(**{**tiny, **bad}).validate()
+
+
+def test_a_model_with_nothing_to_train_with_the_lattice_is_refused():
+    factorized = build_model("bmshj2018-factorized", N=16, M=16)
+    with pytest.raises(ConfigError, match="no latent of this model is in the lattice scope 'residual'"):
+        install_lattice_in_the_loop(factorized, "a2")
+    with pytest.raises(ConfigError, match="no Gaussian hyperprior"):
+        install_lattice_in_the_loop(factorized, "a2", scope="intra")

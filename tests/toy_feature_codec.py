@@ -129,7 +129,7 @@ class ToyFeatureCodec(CompressionModel, FrameCodec):
                           encoded.shift)
 
     @torch.no_grad()
-    def decode_intra(self, parts, frame_shape, expected_hash, shift_indexes=()) -> torch.Tensor:
+    def decode_intra(self, parts, frame_shape, expected_hash, shift_indexes=(), picture=None) -> torch.Tensor:
         check_part_count(parts, self.intra_part_names, "I")
         self.check_shift_indexes(shift_indexes, ("intra",))
         params = self.decode_side("intra", parts[0], self._y_shape(frame_shape))

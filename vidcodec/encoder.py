@@ -37,6 +37,8 @@ class Encoder:
         self.sequence_id = sequence_id(header.write())
         self.picture = picture_box(header.height, header.width, header.pad_multiple, header.pad_margin)
         self._state: object = None  # the inter codec's decoded state after the previous frame
+        for codec in (intra_codec, inter_codec):
+            codec.start_sequence()
 
     def encode(self, poc: int, x: torch.Tensor) -> Packet:
         """x: (1,3,H,W) float32 RGB in [0,1] at the picture size of the sequence header."""

@@ -35,7 +35,9 @@ Searches:
          d_k is a secant: (x(probe on group k) - x(0)) / probe, one synthesis per group at a middle
          candidate (which is itself a candidate, so it is also considered). The solution is snapped
          to the nearest candidates and kept only if a real synthesis confirms it beats the best so
-         far. Cost: K + 1 syntheses instead of 7K.
+         far. Cost: K + 1 syntheses instead of 7K. Given the previous frame's choice, a group probes
+         at its step there (unless 0): steps change little from frame to frame, and when the
+         solution snaps to the probe, the probe's synthesis is the confirmation (K syntheses).
   jvp    as fast, with d_k = J g_k from a forward-mode Jacobian-vector product (the exact tangent;
          slower on CPU than a secant synthesis, kept for comparison).
 
@@ -133,9 +135,11 @@ def choose_shift(
     x: torch.Tensor,
     picture: PictureBox,
     settings: ShiftSettings,
+    previous: tuple[int, ...] | None = None,
 ) -> ShiftChoice:
     """Pick the step indexes for one latent. ``synthesize(y)`` -> finished padded frame; the
-    distortion is measured on ``picture``, the picture's place in it."""
+    distortion is measured on ``picture``, the picture's place in it. ``previous``: the indexes
+    chosen for this latent in the previous frame (the fast search probes there)."""
     zero = (settings.zero_index,) * settings.groups
     x_zero = synthesize(y_hat)
     best = ShiftChoice(zero, x_zero, picture_mse(x_zero, x, picture), picture_mse(x_zero, x, picture))
@@ -155,21 +159,27 @@ def choose_shift(
             for index in range(len(settings.candidates)):
                 consider(current[:group] + (index,) + current[group + 1 :])
     else:
-        directions = []
+        directions, probes = [], {zero}
         for group, channels in enumerate(group_slices(y_hat.shape[1], settings.groups)):
             tangent = torch.zeros_like(g)
             tangent[:, channels] = g[:, channels]
             if settings.search == "jvp":
                 directions.append(torch.func.jvp(synthesize, (y_hat,), (tangent,))[1])
             else:
-                probe = zero[:group] + (settings.probe_index,) + zero[group + 1 :]
+                index = settings.probe_index
+                if previous is not None and len(previous) == settings.groups and previous[group] != zero[group]:
+                    index = previous[group]
+                probe = zero[:group] + (index,) + zero[group + 1 :]
                 x_probe = synthesize(shifted(y_hat, g, settings, probe))
                 mse = picture_mse(x_probe, x, picture)
                 if mse < best.mse:
                     best = ShiftChoice(probe, x_probe, best.mse_unshifted, mse)
-                directions.append((x_probe - x_zero) / settings.candidates[settings.probe_index])
+                probes.add(probe)
+                directions.append((x_probe - x_zero) / settings.candidates[index])
         steps = _least_squares_steps(directions, x - x_zero, picture)
-        consider(_snap(settings, steps))
+        solution = _snap(settings, steps)
+        if solution not in probes:  # a probe's MSE is known already
+            consider(solution)
     best.rhos = tuple(settings.candidates[index] for index in best.indexes)
     if settings.diagnostics:
         best.gradient_correlation = _gradient_correlation(synthesize, y_hat, g, x, picture)

@@ -34,7 +34,7 @@ from vidcodec.entropy.lattice_coder import coding_parameters
 from vidcodec.errors import CheckpointError, ConfigError, OutputError, VidcodecError
 from vidcodec.io.color import rgb_to_yuv420, yuv420_to_rgb
 from vidcodec.io.yuv import SequenceGeometry, YuvReader, YuvWriter, check_frame_count
-from vidcodec.models.registry import LoadedModel, load_model, shipped_checkpoint_path
+from vidcodec.models.registry import MODELS, LoadedModel, load_model, shipped_checkpoint_path
 from vidcodec.rd_log import measured_frame_record, summarize, write_rd_files
 from vidcodec.tools import QUANT_SCOPES, QUANTIZER_LATTICES, CodingTools, ShiftSettings
 
@@ -313,7 +313,9 @@ def frame_summaries(stream_dir: Path) -> list[dict]:
 
 def load_model_for_stream(ref: ModelRef, checkpoint: Path | None) -> LoadedModel:
     """Find the weights a stream names (``ref``) and check them against its checkpoint hash."""
-    if checkpoint is not None:
+    if ref.model_id in MODELS and MODELS[ref.model_id].weightless:
+        model = load_model(ref.model_id, quality=ref.quality)
+    elif checkpoint is not None:
         model = load_model(ref.model_id, checkpoint=checkpoint)
     elif ref.quality and shipped_checkpoint_path(ref.model_id, ref.quality).is_file():
         model = load_model(ref.model_id, quality=ref.quality)

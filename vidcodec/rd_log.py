@@ -7,7 +7,8 @@ Schema of one rd.jsonl line (RD_LOG_VERSION 3; 2 had no contextual columns):
     bits_intra_y, bits_intra_z, bits_motion_y, bits_motion_z, bits_residual_y, bits_residual_z,
     bits_contextual_y, bits_contextual_z
                     entropy-coded bits per part, named by the latent's role (tools.ROLES); 0 for
-                    parts the frame type or model family does not have,
+                    parts the frame type or model family does not have; a traditional intra codec
+                    (x265-intra, svtav1-intra) puts its whole coded picture in bits_intra_y,
     bpp             bits / (W x H) of the original picture (not the padded one),
     psnr_rgb        dB, RGB in [0,1]: original (YUV->RGB) vs reconstruction before YUV rounding,
     psnr_y, psnr_u, psnr_v, psnr_yuv ((6Y+U+V)/8)

@@ -110,6 +110,13 @@ class HyperpriorCoder:
         z_hat = self.hyperprior.entropy_bottleneck.decompress([z_bytes], self.z_shape(y_shape))
         return EntropyParameters(*self._entropy_parameters(z_hat, y_shape, context))
 
+    def entropy_gradient(self, y_hat: torch.Tensor, params) -> torch.Tensor:
+        """d/dy [-log P(y)] at y_hat (latent shift) under the likelihood y was coded with; ``params``
+        has mu and sigma (EntropyParameters or CodedLatent)."""
+        from vidcodec.latent_shift import entropy_gradient
+
+        return entropy_gradient(y_hat, params.mu, params.sigma, self.y_coder is not None)
+
     def decode_main(self, y_bytes: bytes, params: EntropyParameters) -> torch.Tensor:
         """Decode y given its entropy parameters; returns y_hat = symbols + mu."""
         if self.y_coder is not None:

@@ -30,7 +30,7 @@ import torch
 from compressai._CXX import pmf_to_quantized_cdf
 from compressai.ans import BufferedRansEncoder, RansDecoder
 
-from vidcodec.quant.grouping import group_by_scale
+from vidcodec.quant.grouping import group_by_scale, sorted_positions
 from vidcodec.quant.lattice import get_lattice
 from vidcodec.quant.tables import PRUNE_PROBABILITY, TableCache, TableSpec
 
@@ -86,7 +86,8 @@ def lattice_tuples(scale_indexes: torch.Tensor, dim: int, scale_table: list[floa
     # Non-eligible latents get a sentinel scale so that grouping never mixes them in tuples.
     grouping = group_by_scale(torch.where(lattice_ok[flat_scales], flat_scales, -1), dim)
     keep = grouping.tuple_scale_indexes >= 0
-    scalar_positions = torch.sort(torch.cat([grouping.tuples[~keep].reshape(-1), grouping.leftovers])).values
+    scalar_positions = torch.from_numpy(sorted_positions(
+        torch.cat([grouping.tuples[~keep].reshape(-1), grouping.leftovers]).numpy(), len(flat_scales)))
     return grouping.tuples[keep], grouping.tuple_scale_indexes[keep], scalar_positions
 
 
@@ -100,6 +101,66 @@ def _fallback_cdf() -> list[int]:
     return pmf_to_quantized_cdf(fallback.tolist(), CDF_PRECISION_BITS)
 
 
+class _TableIndex:
+    """Every lattice table a coder has loaded, concatenated, so that all tuples of a frame are
+    looked up at once whatever their scales (point -> symbol for the encoder, symbol -> point for
+    the decoder) instead of scale by scale: per frame, a few tensor operations over all tuples.
+
+    Per table (a row, ``slot[scale_index]``): the lowest coordinates of its points, the extent and
+    strides of the dense box over them (LatticeTable.symbols_of), where its box starts in ``dense``
+    and its points in ``coords``, and its number of points (the escape symbol)."""
+
+    def __init__(self, num_scales: int, dim: int) -> None:
+        self.slot = torch.full((num_scales,), -1, dtype=torch.int64)
+        self.low = torch.zeros(0, dim, dtype=torch.int64)
+        self.extent = torch.zeros(0, dim, dtype=torch.int64)
+        self.strides = torch.zeros(0, dim, dtype=torch.int64)
+        self.dense_base = torch.zeros(0, dtype=torch.int64)
+        self.coords_base = torch.zeros(0, dtype=torch.int64)
+        self.num_points = torch.zeros(0, dtype=torch.int64)
+        self.dense = torch.zeros(0, dtype=torch.int64)
+        self.coords = torch.zeros(0, dim, dtype=torch.int64)
+
+    def add(self, scale_index: int, table) -> None:
+        dim = self.low.shape[1]
+        if table.num_points:
+            low, strides, dense = table._dense_lookup
+            extent = table._extent
+        else:  # an empty table: every point is outside its (empty) box
+            low = strides = extent = torch.zeros(dim, dtype=torch.int64)
+            dense = torch.zeros(0, dtype=torch.int64)
+        self.slot[scale_index] = len(self.num_points)
+        self.low = torch.cat([self.low, low[None]])
+        self.extent = torch.cat([self.extent, extent[None]])
+        self.strides = torch.cat([self.strides, strides[None]])
+        self.dense_base = torch.cat([self.dense_base, torch.tensor([len(self.dense)])])
+        self.coords_base = torch.cat([self.coords_base, torch.tensor([len(self.coords)])])
+        self.num_points = torch.cat([self.num_points, torch.tensor([table.num_points])])
+        self.dense = torch.cat([self.dense, dense])
+        self.coords = torch.cat([self.coords, table.coords.reshape(-1, dim).to(torch.int64)])
+
+    def symbols(self, coords: torch.Tensor, scale_indexes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(symbol of each point (T,), escaped (T,) bool) for points (T, dim) of tuples of these
+        scales; a point outside its table gets the escape symbol, the table's size."""
+        rows = self.slot[scale_indexes]
+        offset = coords - self.low[rows]
+        inside = ((offset >= 0) & (offset < self.extent[rows])).all(dim=-1)
+        where = torch.where(inside, self.dense_base[rows] + (offset * self.strides[rows]).sum(-1), 0)
+        found = torch.where(inside, self.dense[where] if len(self.dense) else torch.zeros_like(where), -1)
+        escaped = found < 0
+        return torch.where(escaped, self.num_points[rows], found), escaped
+
+    def points(self, symbols: torch.Tensor, scale_indexes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(points (T, dim), escaped (T,) bool) of decoded symbols; a corrupted stream can give any
+        symbol: everything outside 0..size-1 is an escape (its point is then all zeros)."""
+        rows = self.slot[scale_indexes]
+        inside = (symbols >= 0) & (symbols < self.num_points[rows])
+        where = torch.where(inside, self.coords_base[rows] + symbols, 0)
+        points = self.coords[where] if len(self.coords) else torch.zeros(len(symbols), self.coords.shape[1],
+                                                                          dtype=torch.int64)
+        return torch.where(inside[:, None], points, 0), ~inside
+
+
 @dataclass
 class _CodingTables:
     """The CDF list handed to rANS and where each kind of table starts in it."""
@@ -108,7 +169,7 @@ class _CodingTables:
     cdf_lengths: list[int]
     offsets: list[int]
     lattice_table_of: dict[int, int]  # scale index -> position of its lattice table in cdfs
-    lattice_tables: dict[int, object]  # scale index -> LatticeTable
+    lattice_table_ids: torch.Tensor  # the same as a tensor over all scale indexes (-1: not in use)
     fallback_index: int
     num_scalar_tables: int
     digest: bytes  # hash of every CDF in use (part of the desync guard)
@@ -124,6 +185,7 @@ class LatticeLatentCoder:
         self.cache = cache or TableCache()
         self.scale_table = [float(s) for s in gaussian_conditional.scale_table.tolist()]
         self._scale_cdfs: dict[int, tuple[object, list[int]]] = {}
+        self._index = _TableIndex(len(self.scale_table), self.lattice.dim)
         self._last_plan = None
 
     def lattice_scale_indexes(self) -> list[int]:
@@ -147,6 +209,7 @@ class LatticeLatentCoder:
             pmf = torch.tensor(list(table.pmf) + [escape], dtype=torch.float64)
             self._scale_cdfs[scale_index] = (table, pmf_to_quantized_cdf((pmf / pmf.sum()).tolist(),
                                                                          CDF_PRECISION_BITS))
+            self._index.add(scale_index, table)
         return self._scale_cdfs[scale_index]
 
     def _coding_tables(self, used: tuple[int, ...]) -> _CodingTables:
@@ -154,11 +217,10 @@ class LatticeLatentCoder:
         # only the list handed to rANS is assembled per frame.
         scalar_cdfs, scalar_lengths, scalar_offsets = self._scalar_cdfs
         cdfs, lengths, offsets = list(scalar_cdfs), list(scalar_lengths), list(scalar_offsets)
-        lattice_table_of, lattice_tables = {}, {}
+        lattice_table_of = {}
         for scale_index in used:
-            table, cdf = self._lattice_cdf(scale_index)
+            cdf = self._lattice_cdf(scale_index)[1]
             lattice_table_of[scale_index] = len(cdfs)
-            lattice_tables[scale_index] = table
             cdfs.append(cdf)
             lengths.append(len(cdf))
             offsets.append(0)
@@ -170,8 +232,10 @@ class LatticeLatentCoder:
         digest = hashlib.blake2b(digest_size=8)
         for cdf in cdfs[len(scalar_cdfs):]:
             digest.update(np.asarray(cdf, dtype=np.int32).tobytes())
-        return _CodingTables(cdfs, lengths, offsets, lattice_table_of, lattice_tables, fallback_index,
-                             len(scalar_cdfs), digest.digest())
+        lattice_table_ids = torch.full((len(self.scale_table),), -1, dtype=torch.int64)
+        lattice_table_ids[list(lattice_table_of)] = torch.tensor(list(lattice_table_of.values()), dtype=torch.int64)
+        return _CodingTables(cdfs, lengths, offsets, lattice_table_of, lattice_table_ids,
+                             fallback_index, len(scalar_cdfs), digest.digest())
 
     def _plan(self, scale_indexes: torch.Tensor):
         """Grouping restricted to lattice-coded scales, scalar positions, and the tables in use.
@@ -204,16 +268,8 @@ class LatticeLatentCoder:
         # 1. tuples
         coords = self.lattice.quantize_coords(residual[tuples])  # (T, dim)
         r_hat[tuples] = self.lattice.from_coords(coords)
-        symbols = torch.empty(len(tuples), dtype=torch.int64)
-        table_ids = torch.empty(len(tuples), dtype=torch.int64)
-        escaped = []
-        for scale_index in tables.lattice_table_of:
-            rows = torch.nonzero(tuple_scales == scale_index).reshape(-1)
-            table = tables.lattice_tables[scale_index]
-            found = table.symbols_of(coords[rows])
-            symbols[rows] = torch.where(found >= 0, found, table.num_points)
-            table_ids[rows] = tables.lattice_table_of[scale_index]
-            escaped.append(rows[found < 0])
+        symbols, escaped = self._index.symbols(coords, tuple_scales)
+        table_ids = tables.lattice_table_ids[tuple_scales]
         encoder.encode_with_indexes(symbols.tolist(), table_ids.tolist(), tables.cdfs, tables.cdf_lengths, tables.offsets)
         # 2. scalar latents: rounding, the Gaussian conditional's tables (index = scale index)
         scalar_symbols = torch.round(residual[scalar_positions])
@@ -221,7 +277,7 @@ class LatticeLatentCoder:
         encoder.encode_with_indexes(scalar_symbols.to(torch.int64).tolist(), flat_scales[scalar_positions].tolist(),
                                     tables.cdfs, tables.cdf_lengths, tables.offsets)
         # 3. coordinates of escaped tuples, in tuple order
-        escaped_rows = torch.sort(torch.cat(escaped)).values if escaped else torch.empty(0, dtype=torch.int64)
+        escaped_rows = torch.nonzero(escaped).reshape(-1)
         escape_coords = coords[escaped_rows].reshape(-1)
         encoder.encode_with_indexes(escape_coords.tolist(), [tables.fallback_index] * len(escape_coords),
                                     tables.cdfs, tables.cdf_lengths, tables.offsets)
@@ -235,21 +291,13 @@ class LatticeLatentCoder:
         r_hat = torch.zeros(mu.numel(), dtype=torch.float64)
         decoder = RansDecoder()
         decoder.set_stream(data)
-        table_ids = torch.tensor([tables.lattice_table_of[s] for s in tuple_scales.tolist()], dtype=torch.int64)
+        table_ids = tables.lattice_table_ids[tuple_scales]
         symbols = torch.tensor(decoder.decode_stream(table_ids.tolist(), tables.cdfs, tables.cdf_lengths,
                                                      tables.offsets), dtype=torch.int64)
         scalar_symbols = decoder.decode_stream(flat_scales[scalar_positions].tolist(), tables.cdfs,
                                                tables.cdf_lengths, tables.offsets)
         r_hat[scalar_positions] = torch.tensor(scalar_symbols, dtype=torch.float64)
-        coords = torch.zeros(len(tuples), self.lattice.dim, dtype=torch.int64)
-        escaped = torch.zeros(len(tuples), dtype=torch.bool)
-        for scale_index, table in tables.lattice_tables.items():
-            rows = torch.nonzero(tuple_scales == scale_index).reshape(-1)
-            row_symbols = symbols[rows]
-            # A corrupted stream can produce any symbol: everything >= num_points is an escape.
-            inside = (row_symbols >= 0) & (row_symbols < table.num_points)
-            coords[rows[inside]] = table.coords[row_symbols[inside]]
-            escaped[rows[~inside]] = True
+        coords, escaped = self._index.points(symbols, tuple_scales)
         escaped_rows = torch.nonzero(escaped).reshape(-1)
         num_escape_values = len(escaped_rows) * self.lattice.dim
         escape_values = decoder.decode_stream([tables.fallback_index] * num_escape_values, tables.cdfs,

@@ -167,10 +167,13 @@ def plan_jobs(request: EvalRequest, inputs: dict) -> list[Job]:
         return hashes[path]
 
     def intra_sha256(setting, quality: int) -> str | None:
-        from vidcodec.models.registry import shipped_checkpoint_path
+        from vidcodec.models.registry import MODELS, load_model, shipped_checkpoint_path
 
         if setting.anchor or not request.intra_model:
             return None
+        spec = MODELS.get(request.intra_model)
+        if spec is not None and spec.weightless:  # x265-intra, ...: its settings (QP) stand for weights
+            return load_model(request.intra_model, quality=quality).checkpoint_hash.hex()
         path = shipped_checkpoint_path(request.intra_model, quality)
         return file_hash(path) if path.is_file() else None
 

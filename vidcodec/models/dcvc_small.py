@@ -175,7 +175,7 @@ class DcvcSmallCodec(CompressionModel, FrameCodec):
 
     @torch.no_grad()
     def decode_intra(self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
-                     shift_indexes: tuple[int, ...] = ()) -> torch.Tensor:
+                     shift_indexes: tuple[int, ...] = (), picture: PictureBox | None = None) -> torch.Tensor:
         return self._intra_picture(self.decode_single_latent("intra", self.intra_part_names, "I", parts,
                                                              self._y_shape(frame_shape), expected_hash, shift_indexes))
 

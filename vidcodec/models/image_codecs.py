@@ -8,6 +8,9 @@ with the scope "intra" (tools.QUANT_SCOPES, SHIFT_SCOPES).
 The modules and state-dict keys are CompressAI's (g_a, g_s, h_a, h_s, entropy_bottleneck,
 gaussian_conditional), so CompressAI zoo files load unchanged (registry: ``--pretrained``).
 
+  bmshj2018-factorized  Balle et al. 2018's factorized prior: one learned density per channel of y,
+                no side information (entropy/factorized_coder.py). The latent shift follows that
+                density's gradient; lattice tables over learned densities are not built yet.
   mbt2018-mean  Minnen et al. 2018 without the context model: a hyperprior giving a mean and a scale
                 per latent element. Its y is coded by the same HyperpriorCoder as SSF's latents, so
                 Hex/Oct-Quant and the latent shift apply as in the video codec.
@@ -16,12 +19,13 @@ gaussian_conditional), so CompressAI zoo files load unchanged (registry: ``--pre
 from __future__ import annotations
 
 import torch
-from compressai.models import MeanScaleHyperprior
+from compressai.models import FactorizedPrior, MeanScaleHyperprior
 
-from vidcodec.entropy.hyperprior_coder import HyperpriorCoder
+from vidcodec.entropy.factorized_coder import FactorizedCoder
+from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, entropy_hash
 from vidcodec.errors import ConfigError
 from vidcodec.io.color import PictureBox
-from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput
+from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput, check_entropy_hash, check_part_count
 
 
 class _MeanScaleView:
@@ -109,7 +113,53 @@ class Mbt2018MeanCodec(MeanScaleHyperprior, ImageCodec):
 
     @torch.no_grad()
     def decode_intra(self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
-                     shift_indexes: tuple[int, ...] = ()) -> torch.Tensor:
+                     shift_indexes: tuple[int, ...] = (), picture: PictureBox | None = None) -> torch.Tensor:
         y_shape = (frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple)
         return self._picture(self.decode_single_latent("intra", self.intra_part_names, "I", parts, y_shape,
                                                        expected_hash, shift_indexes))
+
+
+class Bmshj2018FactorizedCodec(FactorizedPrior, ImageCodec):
+    """CompressAI's bmshj2018-factorized (N, M channels; the zoo's q1..q5 are N=128, M=192). A frame
+    is one part, y: a factorized prior has no z."""
+
+    pad_multiple = 16  # g_a: 4 stride-2 layers
+    crop_multiple = 16
+    model_name = "bmshj2018-factorized"
+    intra_part_names = ("intra_y",)
+
+    def __init__(self, N: int = 128, M: int = 192) -> None:
+        super().__init__(N=N, M=M)
+        self.N, self.M = N, M
+        self.latent_coders = {"intra": FactorizedCoder(self.entropy_bottleneck)}
+
+    def config(self) -> dict:
+        return {"N": self.N, "M": self.M}
+
+    def forward(self, frames: list[torch.Tensor], stage: str = "intra") -> TrainingOutput:
+        """Codes frames[0] (an image codec has the curriculum stage "intra" only)."""
+        if stage != "intra":
+            raise ValueError(f"stage='{stage}': {self.model_name} is an image codec, its only stage is 'intra'")
+        y_hat, y_likelihoods = self.entropy_bottleneck(self.g_a(frames[0]))
+        return TrainingOutput([self.g_s(y_hat)], [{"intra": {"y": y_likelihoods}}])
+
+    def _picture(self, y_hat: torch.Tensor) -> torch.Tensor:
+        return self.g_s(y_hat).clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def encode_intra(self, x: torch.Tensor, picture: PictureBox | None = None) -> CodedFrame:
+        encoded = self.encode_latent("intra", self.g_a(x), self._picture, x, picture)
+        latent = encoded.coded
+        return CodedFrame(self.intra_part_names, [latent.y_bytes], encoded.x_hat, entropy_hash([latent.scale_indexes]),
+                          encoded.shift_indexes, encoded.shift, latents={"intra": latent})
+
+    @torch.no_grad()
+    def decode_intra(self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
+                     shift_indexes: tuple[int, ...] = (), picture: PictureBox | None = None) -> torch.Tensor:
+        check_part_count(parts, self.intra_part_names, "I")
+        self.check_shift_indexes(shift_indexes, ("intra",))
+        y_shape = (frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple)
+        params = self.decode_side("intra", b"", y_shape)
+        # No side information: the hash guards the latent's shape and the channel count.
+        check_entropy_hash([params.scale_indexes], expected_hash)
+        return self._picture(self.decode_latent("intra", parts[0], params, shift_indexes)[0])

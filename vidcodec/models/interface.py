@@ -6,7 +6,8 @@ to [0,1], because that is what is displayed and what the next frame is predicted
 
 What a codec declares:
   * its latents by role (tools.ROLES: intra, motion, residual, contextual) in ``latent_coders``:
-    one HyperpriorCoder per role, over a CompressAI-style hyperprior module (entropy_bottleneck,
+    one coder per role: a FactorizedCoder (entropy/factorized_coder.py) for a latent with a learned
+    factorized prior, or a HyperpriorCoder over a CompressAI-style hyperprior module (entropy_bottleneck,
     hyper_encoder, hyper_decoder_mean/scale, gaussian_conditional; a module whose entropy
     parameters also depend on decoded data, e.g. a temporal prior, defines
     ``entropy_parameters(z_hat, context)``, see hyperprior_coder.hyperprior_parameters). The coding
@@ -41,9 +42,10 @@ import torch
 
 from vidcodec.bitstream.errors import BitstreamError, DecoderDesyncError
 from vidcodec.entropy.hyperprior_coder import CodedLatent, EntropyParameters, HyperpriorCoder, entropy_hash
+from vidcodec.errors import ConfigError
 from vidcodec.io.color import PictureBox
-from vidcodec.latent_shift import choose_shift, entropy_gradient, shifted
-from vidcodec.tools import CodingTools
+from vidcodec.latent_shift import choose_shift, shifted
+from vidcodec.tools import QUANTIZER_LATTICES, CodingTools
 
 
 @dataclass
@@ -131,6 +133,10 @@ class FrameCodec(ABC):
         tools.shift.roles; CodingTools() = plain rounding, no shift."""
         for role, coder in self.latent_coders.items():
             in_scope = tools.lattice is not None and role in tools.quant_roles
+            if in_scope and not getattr(coder, "supports_lattice", True):
+                quant = next((q for q, lattice in QUANTIZER_LATTICES.items() if lattice == tools.lattice), tools.lattice)
+                raise ConfigError(f"--quant {quant}: this model's {role} latent has no lattice tables yet "
+                                  "(its prior is not a Gaussian); use --quant sq")
             coder.y_coder = self._lattice_coder(tools.lattice, coder, tools.cache) if in_scope else None
         self._tools = tools
 
@@ -148,6 +154,13 @@ class FrameCodec(ABC):
             kept[key] = lattice_coder
         return lattice_coder
 
+    def start_sequence(self, memory: dict | None = None) -> None:
+        """Forget what the encoder remembers between frames (the latent shift's last choice per
+        role, a search hint that changes no stream's syntax): a sequence's coding must not depend on
+        what was coded before it. ``memory``: keep it in this dict instead (a benchmark interleaving
+        several sequences on one codec passes one dict per sequence)."""
+        self.__dict__["_shift_memory"] = {} if memory is None else memory
+
     def shifts(self, role: str) -> bool:
         return self.tools.shift is not None and role in self.tools.shift.roles
 
@@ -161,8 +174,11 @@ class FrameCodec(ABC):
         latent = coder.encode(y, context)
         if not self.shifts(role):
             return EncodedLatent(latent, latent.y_hat, synthesize(latent.y_hat))
-        g = entropy_gradient(latent.y_hat, latent.mu, latent.sigma, coder.y_coder is not None)
-        choice = choose_shift(synthesize, latent.y_hat, g, x, picture or PictureBox.whole(x), self.tools.shift)
+        g = coder.entropy_gradient(latent.y_hat, latent)
+        memory = self.__dict__.setdefault("_shift_memory", {})
+        choice = choose_shift(synthesize, latent.y_hat, g, x, picture or PictureBox.whole(x), self.tools.shift,
+                              memory.get(role))
+        memory[role] = choice.indexes
         y_hat = shifted(latent.y_hat, g, self.tools.shift, choice.indexes)
         return EncodedLatent(latent, y_hat, choice.x_hat, choice.indexes, choice)
 
@@ -197,7 +213,7 @@ class FrameCodec(ABC):
             return y_hat, shift_indexes
         settings = self.tools.shift
         mine, rest = shift_indexes[:settings.groups], shift_indexes[settings.groups:]
-        g = entropy_gradient(y_hat, params.mu, params.sigma, coder.y_coder is not None)
+        g = coder.entropy_gradient(y_hat, params)
         return shifted(y_hat, g, settings, mine), rest
 
     def table_digest(self, role: str, scale_indexes: torch.Tensor) -> bytes:
@@ -232,7 +248,9 @@ class FrameCodec(ABC):
 
     @abstractmethod
     def decode_intra(self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
-                     shift_indexes: tuple[int, ...] = ()) -> torch.Tensor: ...
+                     shift_indexes: tuple[int, ...] = (), picture: PictureBox | None = None) -> torch.Tensor:
+        """The padded frame of an I-frame; ``picture`` as for encode_intra (a codec that codes the
+        picture area only pads it back out)."""
 
     @abstractmethod
     def start_state(self, x_hat: torch.Tensor) -> object:

@@ -7,6 +7,8 @@ Weights come from, in this order of precedence:
   2. ``pretrained``: the CompressAI zoo (ssf: quality 1..9; mbt2018-mean: 1..8), downloaded by torch.hub into
      ``$TORCH_HOME/hub/checkpoints`` and read from there on later runs.
   3. ``quality``: a checkpoint shipped with vidcodec (vidcodec/weights/<model>-q<Q>.pt).
+Traditional intra codecs (models/traditional_intra.py) have no weights: ``quality`` picks their
+settings, and a digest of the settings stands in for the checkpoint hash.
 
 The checkpoint hash written into every bitstream is sha256 over the model's state dict (keys,
 dtypes, shapes and bytes, in key order) after the entropy models' CDF tables are in place. CDF
@@ -30,9 +32,10 @@ from compressai.models.base import get_scale_table
 
 from vidcodec.errors import CheckpointError
 from vidcodec.models.dcvc_small import DcvcSmallCodec
-from vidcodec.models.image_codecs import Mbt2018MeanCodec
+from vidcodec.models.image_codecs import Bmshj2018FactorizedCodec, Mbt2018MeanCodec
 from vidcodec.models.interface import FrameCodec
 from vidcodec.models.ssf import ScaleSpaceFlowCodec
+from vidcodec.models.traditional_intra import PyAvIntraCodec
 
 CHECKPOINT_FORMAT = "vidcodec-checkpoint"
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -50,6 +53,7 @@ class ModelSpec:
     default_config: dict
     description: str
     zoo_name: str | None = None  # CompressAI zoo architecture name, when the zoo has weights
+    weightless: bool = False  # a traditional codec: built from its config and --quality alone
 
 
 # Adding a model family: its FrameCodec module, an entry here, and its YAML (configs/).
@@ -70,11 +74,32 @@ MODELS: dict[str, ModelSpec] = {
         default_config={"features": 64, "latent": 96},
         description="conditional (DCVC-style) codec: implicit motion, temporal prior, feature state",
     ),
+    "bmshj2018-factorized": ModelSpec(
+        builder=Bmshj2018FactorizedCodec,
+        default_config={"N": 128, "M": 192},
+        description="image codec: CompressAI's bmshj2018-factorized (factorized prior), I-frames only",
+        zoo_name="bmshj2018-factorized",
+    ),
     "mbt2018-mean": ModelSpec(
         builder=Mbt2018MeanCodec,
         default_config={"N": 128, "M": 192},
         description="image codec: CompressAI's mbt2018-mean (mean-scale hyperprior), I-frames only",
         zoo_name="mbt2018-mean",
+    ),
+    # QPs of q1..q4: of three sets tried under the shipped ssf-small's P-frames on the stand-ins (x265
+    # 40-31, 37-28, 34-25), 37-28 gave the lowest BD-rate; SVT-AV1's give about the same bits and PSNR
+    # on the stand-ins' first frames (README, "I-frames by x265 or SVT-AV1").
+    "x265-intra": ModelSpec(
+        builder=PyAvIntraCodec,
+        default_config={"library": "libx265", "qp_by_quality": [37, 34, 31, 28], "preset": "medium"},
+        description="I-frames only: HEVC intra by libx265 through PyAV, constant QP",
+        weightless=True,
+    ),
+    "svtav1-intra": ModelSpec(
+        builder=PyAvIntraCodec,
+        default_config={"library": "libsvtav1", "qp_by_quality": [55, 50, 45, 40], "preset": "8"},
+        description="I-frames only: AV1 intra by SVT-AV1 through PyAV, constant QP",
+        weightless=True,
     ),
 }
 
@@ -193,6 +218,8 @@ def load_model(
         raise CheckpointError(f"unknown model '{model_id}' (known: {', '.join(sorted(MODELS))})")
     spec = MODELS[model_id]
     provenance: dict = {}
+    if spec.weightless:
+        return _load_weightless(model_id, quality, checkpoint, pretrained)
     if checkpoint is not None:
         path = Path(checkpoint)
         data = _read_file(path)
@@ -228,6 +255,16 @@ def load_model(
         loaded.quality, loaded.source = quality, f"shipped {path.name}"
         return loaded
     return LoadedModel(model, model_id, quality or 0, state_dict_hash(model), source, provenance)
+
+
+def _load_weightless(model_id: str, quality: int | None, checkpoint, pretrained: bool) -> LoadedModel:
+    if checkpoint is not None or pretrained:
+        raise CheckpointError(f"model '{model_id}' is a traditional codec without weights: pass --quality Q only")
+    if quality is None:
+        raise CheckpointError(f"model '{model_id}' needs --quality Q (its rate point)")
+    codec = build_model(model_id, quality=quality)
+    return LoadedModel(codec, model_id, quality, codec.settings_digest(),
+                       f"{MODELS[model_id].description.split(': ', 1)[1]}, QP {codec.qp}", {})
 
 
 def _load_from_zoo(model_id: str, zoo_name: str, quality: int | None) -> tuple[FrameCodec, str]:

@@ -185,7 +185,7 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
     @torch.no_grad()
     def decode_intra(
         self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
-        shift_indexes: tuple[int, ...] = (),
+        shift_indexes: tuple[int, ...] = (), picture: PictureBox | None = None,
     ) -> torch.Tensor:
         check_part_count(parts, self.intra_part_names, "I")
         self.check_shift_indexes(shift_indexes, ("intra",))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -30,23 +31,38 @@ class TupleGrouping:
 
 
 def group_by_scale(scale_indexes: torch.Tensor, dim: int) -> TupleGrouping:
-    """scale_indexes: integer tensor of any shape; dim: tuple size v >= 1."""
+    """scale_indexes: integer tensor of any shape; dim: tuple size v >= 1.
+
+    In numpy: it runs on every lattice-coded frame, on ~10^5 latents at 832x480, where torch's
+    per-operation overhead (and its threads) cost more than the work."""
     if dim < 1:
         raise ValueError(f"dim={dim} (expected >= 1)")
-    flat = scale_indexes.reshape(-1).to(torch.int64)
-    order = torch.sort(flat, stable=True).indices
+    flat = scale_indexes.reshape(-1).to(torch.int64).numpy()
+    order = stable_order(flat)
     sorted_scales = flat[order]
-    values, counts = torch.unique_consecutive(sorted_scales, return_counts=True)
-    starts = torch.cumsum(counts, 0) - counts
-    tuple_rows, tuple_scales, leftovers = [], [], []
-    for value, start, count in zip(values.tolist(), starts.tolist(), counts.tolist()):
-        full = count - count % dim
-        members = order[start : start + count]
-        if full:
-            tuple_rows.append(members[:full].reshape(-1, dim))
-            tuple_scales.append(torch.full((full // dim,), value, dtype=torch.int64))
-        leftovers.append(members[full:])
-    tuples = torch.cat(tuple_rows) if tuple_rows else torch.empty(0, dim, dtype=torch.int64)
-    scales = torch.cat(tuple_scales) if tuple_scales else torch.empty(0, dtype=torch.int64)
-    rest = torch.sort(torch.cat(leftovers)).values if leftovers else torch.empty(0, dtype=torch.int64)
-    return TupleGrouping(tuples, scales, rest)
+    starts = np.flatnonzero(np.r_[True, sorted_scales[1:] != sorted_scales[:-1]]) if len(flat) else np.zeros(0, np.int64)
+    counts = np.diff(np.r_[starts, len(flat)])
+    # Rank of each latent within its scale index; the first count - count % dim of each go into
+    # tuples. Those are a prefix of each group, and a multiple of dim long, so the kept latents, in
+    # sorted order, are the tuples one after another.
+    rank = np.arange(len(flat)) - np.repeat(starts, counts)
+    in_tuple = rank < np.repeat(counts - counts % dim, counts)
+    tuples = order[in_tuple].reshape(-1, dim)
+    scales = sorted_scales[in_tuple][::dim]
+    rest = sorted_positions(order[~in_tuple], len(flat))
+    return TupleGrouping(torch.from_numpy(tuples), torch.from_numpy(np.ascontiguousarray(scales)), torch.from_numpy(rest))
+
+
+def stable_order(values: np.ndarray) -> np.ndarray:
+    """Indexes (int64) that sort the 1-D int64 ``values`` stably. Scale indexes are small: as
+    int16, numpy sorts them by radix; a stable order is unique, whatever the algorithm."""
+    if len(values) and -(2**15) <= values.min() and values.max() < 2**15:
+        values = values.astype(np.int16)
+    return np.argsort(values, kind="stable").astype(np.int64)
+
+
+def sorted_positions(positions: np.ndarray, size: int) -> np.ndarray:
+    """Distinct positions in 0..size-1, in increasing order (a mask instead of a sort: O(size))."""
+    mask = np.zeros(size, dtype=bool)
+    mask[positions] = True
+    return np.flatnonzero(mask).astype(np.int64)

@@ -34,6 +34,7 @@ from compressai.models.base import get_scale_table
 from compressai.ops import quantize_ste
 
 from vidcodec.entropy.hyperprior_coder import hyperprior_parameters
+from vidcodec.errors import ConfigError
 from vidcodec.entropy.lattice_coder import lattice_tuples
 from vidcodec.quant.lattice import get_lattice
 from vidcodec.tools import QUANT_SCOPES
@@ -123,9 +124,17 @@ def install_lattice_in_the_loop(model, lattice_name: str, scope: str = "residual
     (and validate) with the lattice, for any FrameCodec; weights are untouched."""
     if scope not in QUANT_SCOPES:
         raise ValueError(f"lattice scope '{scope}' (expected one of {', '.join(QUANT_SCOPES)})")
+    in_scope = [role for role in model.latent_coders if role in QUANT_SCOPES[scope]]
+    if not in_scope:
+        raise ConfigError(f"--lattice {lattice_name}: no latent of this model is in the lattice scope '{scope}' "
+                          f"(its latents: {', '.join(model.latent_coders)}); set lattice_scope in the config, "
+                          "e.g. 'intra' for an image codec")
     for role, coder in model.latent_coders.items():
         if role not in QUANT_SCOPES[scope]:
             continue
+        if not getattr(coder, "supports_lattice", True):
+            raise ConfigError(f"--lattice {lattice_name}: the {role} latent of this model has no Gaussian "
+                             "hyperprior to train with a lattice (a factorized prior)")
         hyperprior = coder.hyperprior
         gaussian_conditional = hyperprior.gaussian_conditional
         if gaussian_conditional.scale_table.numel() == 0:

@@ -1,0 +1,103 @@
+"""bmshj2018-factorized (models/image_codecs.py, entropy/factorized_coder.py): CompressAI's bytes,
+the latent shift along its learned densities' gradient, zoo loading, a clear refusal of lattices."""
+
+import pytest
+import torch
+from compressai.models import FactorizedPrior
+from compressai.zoo.image import model_urls
+
+from vidcodec.bitstream.errors import DecoderDesyncError
+from vidcodec.errors import ConfigError
+from vidcodec.models.registry import build_model, load_model
+from vidcodec.tools import CodingTools, ShiftSettings, roles_mask
+
+INTRA_SHIFT = CodingTools(shift=ShiftSettings(scope_mask=roles_mask({"intra"}), search="brute"))
+
+
+@pytest.fixture(scope="module")
+def twins():
+    """Ours and CompressAI's, with the same weights, the bottleneck's density trained a little so
+    that it is not the flat one of a fresh model."""
+    torch.manual_seed(0)
+    reference = FactorizedPrior(N=32, M=48)
+    optimizer = torch.optim.Adam(reference.entropy_bottleneck.parameters(), lr=1e-2)
+    for _ in range(50):
+        optimizer.zero_grad()
+        _, likelihoods = reference.entropy_bottleneck(torch.randn(4, 48, 8, 8) * 3)
+        (-torch.log2(likelihoods).mean() + reference.aux_loss()).backward()
+        optimizer.step()
+    reference.eval().update(force=True)
+    ours = build_model("bmshj2018-factorized", N=32, M=48).eval()
+    ours.load_state_dict(reference.state_dict())
+    ours.update(force=True)
+    return ours, reference
+
+
+def test_coding_gives_compressais_bytes_and_decodes_bit_exactly(twins):
+    ours, reference = twins
+    x = torch.rand(1, 3, 64, 96)
+    coded = ours.encode_intra(x)
+    assert coded.parts == [reference.compress(x)["strings"][0][0]]
+    assert torch.equal(ours.decode_intra(coded.parts, (64, 96), coded.entropy_hash), coded.x_hat)
+    with pytest.raises(DecoderDesyncError):  # another picture size: the guard refuses
+        ours.decode_intra(coded.parts, (64, 112), coded.entropy_hash)
+
+
+def test_the_entropy_gradient_points_to_more_probable_latents(twins):
+    ours, _ = twins
+    coder = ours.latent_coders["intra"]
+    y_hat = torch.round(torch.randn(1, 48, 6, 6) * 3)
+    g = coder.entropy_gradient(y_hat, None)
+    eb = ours.entropy_bottleneck
+
+    def bits(y):
+        likelihood = eb._likelihood(y.permute(1, 0, 2, 3).reshape(48, 1, -1))[0]
+        return float(-torch.log2(likelihood.clamp(min=1e-9)).sum())
+
+    with torch.no_grad():
+        assert bits(y_hat - 0.01 * g) < bits(y_hat) < bits(y_hat + 0.01 * g)
+
+
+def test_the_shift_is_signalled_and_decoded_bit_exactly(twins):
+    ours, _ = twins
+    x = torch.rand(1, 3, 64, 64)
+    plain = ours.encode_intra(x)
+    ours.attach_tools(INTRA_SHIFT)
+    try:
+        coded = ours.encode_intra(x)
+        assert coded.parts == plain.parts and len(coded.shift_indexes) == 1
+        assert coded.shift.mse <= coded.shift.mse_unshifted
+        decoded = ours.decode_intra(coded.parts, (64, 64), coded.entropy_hash, coded.shift_indexes)
+        assert torch.equal(decoded, coded.x_hat)
+    finally:
+        ours.attach_tools(CodingTools())
+
+
+def test_lattices_are_refused_until_it_has_tables(twins):
+    ours, _ = twins
+    with pytest.raises(ConfigError, match="no lattice tables yet.*--quant sq"):
+        ours.attach_tools(CodingTools(lattice="a2", quant_roles=frozenset({"intra"})))
+    ours.attach_tools(CodingTools())
+
+
+def test_training_forward_is_compressais(twins):
+    ours, reference = twins
+    x = torch.rand(2, 3, 64, 64)
+    torch.manual_seed(1)
+    output = ours([x], stage="intra")
+    torch.manual_seed(1)
+    expected = reference(x)
+    assert torch.equal(output.x_hat[0], expected["x_hat"])
+    assert torch.equal(output.likelihoods[0]["intra"]["y"], expected["likelihoods"]["y"])
+
+
+def test_zoo_weights_load_with_the_zoos_widths(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(0)
+    state_dict = FactorizedPrior(N=192, M=320).state_dict()
+    file_name = model_urls["bmshj2018-factorized"]["mse"][6].rsplit("/", 1)[-1]
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(state_dict, tmp_path / "hub" / "checkpoints" / file_name)
+    loaded = load_model("bmshj2018-factorized", quality=6, pretrained=True)
+    assert loaded.codec.config() == {"N": 192, "M": 320}
+    assert torch.equal(loaded.codec.g_a[0].weight, state_dict["g_a.0.weight"])
