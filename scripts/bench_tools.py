@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import vidcodec  # noqa: E402,F401  (before compressai: see vidcodec/compat.py)
-from vidcodec.io.color import pad_to_multiple  # noqa: E402
+from vidcodec.io.color import PictureBox, pad_to_multiple  # noqa: E402
 from vidcodec.models.registry import load_model  # noqa: E402
 from vidcodec.quant.tables import TableCache, TableSpec  # noqa: E402
 from vidcodec.tools import CodingTools, ShiftSettings  # noqa: E402
@@ -100,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.size.split("x"))
-    picture = (height, width)
     model = load_model(args.model, None if args.checkpoint else args.quality, args.checkpoint)
     codec = model.codec
     clip = photo_clip("coffee", args.frames, height, width, seed=1)
     frames = [pad_to_multiple(torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1)))[None], codec.pad_multiple)
               for f in clip]
+    picture = PictureBox(0, 0, height, width, *frames[0].shape[-2:])  # padding at the bottom and right
 
     # Fixed reference chain: SQ reconstructions.
     references = [codec.encode_intra(frames[0]).x_hat]
