@@ -142,7 +142,8 @@ def choose_shift(
     chosen for this latent in the previous frame (the fast search probes there)."""
     zero = (settings.zero_index,) * settings.groups
     x_zero = synthesize(y_hat)
-    best = ShiftChoice(zero, x_zero, picture_mse(x_zero, x, picture), picture_mse(x_zero, x, picture))
+    mse_zero = picture_mse(x_zero, x, picture)
+    best = ShiftChoice(zero, x_zero, mse_zero, mse_zero)
 
     def consider(indexes: tuple[int, ...]) -> None:
         nonlocal best
