@@ -4,6 +4,7 @@
     python scripts/make_sequences.py --demo       # the demo sequence of `make demo`
     python scripts/make_sequences.py --standin    # the held-out stand-in set, sequences/generated.yaml
     python scripts/make_sequences.py --patterns   # lavfi test patterns, sequences/patterns.yaml
+    python scripts/make_sequences.py --photos     # the held-out photographs as PNG, sequences/heldout-photos.yaml
 
 Content comes only from held-out photographs and held-out lavfi seeds (vidcodec.train.synthetic),
 so no frame written here was seen in training. Files go to sequences/generated/ (git-ignored:
@@ -22,7 +23,7 @@ import yaml
 
 from vidcodec.io.color import rgb_to_yuv420
 from vidcodec.io.yuv import SequenceGeometry, YuvWriter
-from vidcodec.train.synthetic import HELDOUT_SEED_START, lavfi_clip, photo_clip, read_lavfi
+from vidcodec.train.synthetic import HELDOUT_PHOTOS, HELDOUT_SEED_START, lavfi_clip, load_photo, photo_clip, read_lavfi
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "sequences" / "generated"
@@ -71,18 +72,40 @@ def write_sequence(path: Path, kind: str, source: str, seed: int, geometry: Sequ
     return True
 
 
+def write_photos(out_dir: Path, force: bool) -> None:
+    """The held-out photographs (never trained on) as 8-bit RGB PNG, at their own sizes."""
+    from PIL import Image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in dict.fromkeys(HELDOUT_PHOTOS):
+        if name == "cat":  # scikit-image's cat is chelsea
+            continue
+        path = out_dir / f"{name}.png"
+        if path.is_file() and not force:
+            print(f"kept  {path}")
+            continue
+        pixels = np.round(load_photo(name) * 255).astype(np.uint8)
+        pixels = pixels[: pixels.shape[0] // 2 * 2, : pixels.shape[1] // 2 * 2]  # even sizes (chelsea is 451 wide)
+        Image.fromarray(pixels).save(path)
+        print(f"wrote {path} ({pixels.shape[1]}x{pixels.shape[0]})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo", action="store_true", help="write the demo sequence (416x240, 17 frames)")
     parser.add_argument("--standin", action="store_true", help="write the held-out stand-in set (416x240, 33 frames)")
     parser.add_argument("--patterns", action="store_true", help="write lavfi test patterns (416x240, 9 frames)")
+    parser.add_argument("--photos", action="store_true",
+                        help="write the held-out photographs as PNG (image evaluation, sequences/heldout-photos.yaml)")
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--size", default="416x240", help="WxH (default 416x240)")
     parser.add_argument("--frames", type=int, help="frames per sequence (default: 17 demo, 33 stand-in)")
     parser.add_argument("--force", action="store_true", help="rewrite existing files")
     args = parser.parse_args(argv)
-    if not (args.demo or args.standin or args.patterns):
-        parser.error("nothing to do: pass --demo, --standin and/or --patterns")
+    if not (args.demo or args.standin or args.patterns or args.photos):
+        parser.error("nothing to do: pass --demo, --standin, --patterns and/or --photos")
+    if args.photos:
+        write_photos(args.out_dir / "photos", args.force)
     width, height = (int(v) for v in args.size.lower().split("x"))
     geometry = SequenceGeometry(width, height, 8, 30.0)
     geometry.validate()

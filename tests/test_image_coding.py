@@ -105,3 +105,10 @@ def test_an_image_codec_codes_the_i_frames_of_a_video(workspace, tmp_path, capsy
     assert encode_main([str(workspace / "clip_136x96.yuv"), "--model", "mbt2018-mean", "--checkpoint",
                         str(workspace / "mbt.pt"), "--out", str(tmp_path / "s2"), "--quiet"]) == 2
     assert "image codec" in capsys.readouterr().err and not (tmp_path / "s2").exists()
+
+
+def test_an_odd_sized_picture_is_refused_before_anything_is_written(workspace, tmp_path, capsys):
+    Image.fromarray(np.zeros((64, 63, 3), np.uint8)).save(tmp_path / "odd.png")
+    assert encode_image_main([str(tmp_path / "odd.png"), "--checkpoint", str(workspace / "mbt.pt"), "--model",
+                              "mbt2018-mean", "-o", str(tmp_path / "odd.bin")]) == 2
+    assert "crop it to 62x64" in capsys.readouterr().err and not (tmp_path / "odd.bin").exists()

@@ -367,6 +367,42 @@ def run_eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_eval_images_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", type=Path, default=Path("sequences/heldout-photos.yaml"),
+                        help="image dataset file (kind: images; default: the held-out photographs)")
+    parser.add_argument("--configs", default="baseline,hex,oct,shift,join",
+                        help="comma-separated names of configs/eval/*.yaml (default: %(default)s)")
+    parser.add_argument("--qualities", default="1-4", help="rate points, e.g. 1-4 (default: %(default)s)")
+    parser.add_argument("--model", default="ssf-small", help="image codec, or a video model's I-frame path "
+                                                             "(default: %(default)s)")
+    parser.add_argument("--weights", type=Path, help="directory of MODEL-qQ.pt checkpoints (default: shipped)")
+    parser.add_argument("--threads", type=int, default=2, dest="num_threads", help="torch threads")
+    parser.add_argument("--out", type=Path, required=True, help="run directory (rerun to resume)")
+    parser.add_argument("--force", action="store_true", help="redo finished jobs")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--debug", action="store_true")
+
+
+def run_eval_images_command(args: argparse.Namespace) -> int:
+    from vidcodec.eval.images import ImageEvalRequest, run_image_eval
+    from vidcodec.eval.runner import parse_qualities
+
+    qualities = parse_qualities(args.qualities)
+    checkpoints = None
+    if args.weights:
+        checkpoints = {q: args.weights / f"{args.model}-q{q}.pt" for q in qualities}
+        missing = [str(p) for p in checkpoints.values() if not p.is_file()]
+        if missing:
+            raise ConfigError(f"--weights {args.weights}: missing {', '.join(missing)}")
+    request = ImageEvalRequest(dataset=args.dataset, configs=[c.strip() for c in args.configs.split(",") if c.strip()],
+                               qualities=qualities, out_dir=args.out, model=args.model, checkpoints=checkpoints,
+                               num_threads=args.num_threads, force=args.force, progress=not args.quiet)
+    run_image_eval(request)
+    report = args.out / "bdrate.md"
+    print(report.read_text() if report.is_file() else f"rows in {args.out / 'results.csv'}")
+    return 0
+
+
 def summarize_run(run_dir: Path, anchor: str, metric: str = "psnr_rgb", method: str = "pchip") -> str:
     """Collect an eval run's results, write results.*, the BD-rate report and plots; return the table."""
     from vidcodec.eval.plots import plot_frame_rd, plot_rd_curves
@@ -444,12 +480,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     info.add_argument("--debug", action="store_true")
     add_train_arguments(commands.add_parser("train", help="train a model on generated clips"))
     add_eval_arguments(commands.add_parser("eval", help="batch evaluation of a dataset (resumable, on Ray)"))
+    add_eval_images_arguments(commands.add_parser("eval-images", help="seed 000's Table 1: the tools on an image "
+                                                                      "codec over an image dataset (resumable)"))
     add_bdrate_arguments(commands.add_parser("bdrate", help="BD-rate tables and plots of an eval run"))
     add_encode_image_arguments(commands.add_parser("encode-image", help="same as encode_image"))
     add_decode_image_arguments(commands.add_parser("decode-image", help="same as decode_image"))
     args = parser.parse_args(argv)
     handlers = {"encode": run_encode, "decode": run_decode, "info": run_info_command, "train": run_train,
-                "eval": run_eval_command, "bdrate": run_bdrate_command, "encode-image": run_encode_image,
+                "eval": run_eval_command, "eval-images": run_eval_images_command, "bdrate": run_bdrate_command, "encode-image": run_encode_image,
                 "decode-image": run_decode_image}
     return _run(handlers[args.command], args)
 

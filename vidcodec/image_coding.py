@@ -94,6 +94,9 @@ def encode_image(image_path: Path, out_path: Path, config: CodecConfig, recon_pa
         raise OutputError(f"output file {out_path} exists; pass --force to replace it")
     x = read_image(image_path, size)
     height, width = x.shape[-2:]
+    if width % 2 or height % 2:  # the sequence header (4:2:0 syntax) holds even sizes only
+        raise SequenceError(f"{image_path}: {width}x{height} has an odd side; image files code even sizes "
+                            f"only: crop it to {width - width % 2}x{height - height % 2} first")
     torch.set_num_threads(config.num_threads)
     config = replace(config, intra_period=1, quant_scope="intra", latent_shift_scope="intra")
     models = load_models(config)
