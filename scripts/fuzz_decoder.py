@@ -4,7 +4,8 @@ exception and never a hang.
     python scripts/fuzz_decoder.py --inputs 100000 --seed 1 --out results/fuzz
 
 Streams: a small ssf-small (16 channels, fixed random weights) codes a 3-frame 128x96 clip (I, P, P)
-four times: sq, hex, oct, and join (oct + latent shift). Each input is one mutation, drawn from
+four times: sq, hex, oct, and join (oct + latent shift); with --intra-codecs a fifth time with its
+I-frames by x265-intra (HEVC through PyAV). Each input is one mutation, drawn from
 (seed, input index) alone, so any input can be replayed with --replay INDEX:
   frame files (fed to a decoder that has decoded the frames before it):
     flip       1-8 random bit flips
@@ -56,6 +57,9 @@ from vidcodec.pipeline import decoder_for_stream, encode_sequence, read_stream_h
 WIDTH, HEIGHT, FRAMES = 128, 96, 3
 STREAMS = {"sq": {"quant": "sq"}, "hex": {"quant": "hex"}, "oct": {"quant": "oct"},
            "join": {"quant": "oct", "latent_shift": True}}
+# --intra-codecs: also a stream whose I-frames are HEVC intra (x265-intra), whose payload reaches
+# FFmpeg's hevc decoder. Off by default so that the campaign of the README replays index for index.
+INTRA_CODEC_STREAMS = {"x265": {"intra_model": "x265-intra", "intra_quality": 2}}
 FRAME_MUTATIONS = ("flip", "truncate", "extend", "splice", "field", "payload", "swap")
 HEADER_MUTATIONS = ("header", "header_cut")
 HEADER_SHARE = 0.1  # header inputs are slower (models set up each time)
@@ -65,7 +69,7 @@ class Timeout(Exception):
     pass
 
 
-def make_streams(work: Path) -> tuple[Path, dict[str, Path]]:
+def make_streams(work: Path, streams_tools: dict[str, dict]) -> tuple[Path, dict[str, Path]]:
     torch.manual_seed(0)
     model = build_model("ssf-small", mid_planes=16, latent_planes=16)
     checkpoint = work / "fuzz-model.pt"
@@ -79,7 +83,7 @@ def make_streams(work: Path) -> tuple[Path, dict[str, Path]]:
             frame = torch.from_numpy(np.ascontiguousarray(base[:, t:t + HEIGHT, 2 * t:2 * t + WIDTH]))[None]
             writer.write_frame(rgb_to_yuv420(frame, 8))
     streams = {}
-    for name, tools in STREAMS.items():
+    for name, tools in streams_tools.items():
         config = load_config(None, {"checkpoint": str(checkpoint), "quality": None, "intra_period": 8,
                                     "num_threads": 1, **tools})
         streams[name] = work / name
@@ -212,11 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, default=20.0, help="per input; longer is a hang")
     parser.add_argument("--out", type=Path, default=Path("results/fuzz"))
     parser.add_argument("--replay", type=int, help="run only this input index, with its traceback")
+    parser.add_argument("--intra-codecs", action="store_true",
+                        help="also fuzz a stream with x265-intra I-frames (FFmpeg's hevc decoder)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
-        checkpoint, streams = make_streams(Path(work))
+        checkpoint, streams = make_streams(Path(work), {**STREAMS, **(INTRA_CODEC_STREAMS if args.intra_codecs else {})})
         targets = [Target(stream, checkpoint) for stream in streams.values()]
         if args.replay is not None:
             kind, run = plan_input(args.replay, args.seed, targets, checkpoint)
@@ -250,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{index + 1}/{args.inputs} inputs, {len(failures)} failures, "
                       f"{time.monotonic() - start:.0f} s", file=sys.stderr)
     summary = {
-        "inputs": args.inputs, "seed": args.seed, "failures": failures, "seconds": round(time.monotonic() - start, 1),
+        "inputs": args.inputs, "seed": args.seed, "streams": list(streams), "failures": failures,
+        "seconds": round(time.monotonic() - start, 1),
         "outcomes": {f"{kind}/{outcome}": n for (kind, outcome), n in sorted(counts.items())},
         "torch": torch.__version__,
     }

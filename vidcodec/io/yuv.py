@@ -101,7 +101,9 @@ def load_dataset(path: str | Path) -> dict:
 
 
 def _dataset_files() -> list[Path]:
-    return sorted(DATASET_DIR.glob("*.yaml"))
+    """The video dataset files of sequences/ (image datasets, ``kind: images``, live there too)."""
+    return [path for path in sorted(DATASET_DIR.glob("*.yaml"))
+            if (yaml.safe_load(path.read_text()) or {}).get("kind") != "images"]
 
 
 def geometry_from_dataset(path: str | Path, dataset_files: list[Path] | None = None) -> SequenceGeometry | None:
