@@ -77,3 +77,19 @@ def test_bad_datasets_and_configurations_are_refused(images, tmp_path):
         load_image_dataset(empty)
     with pytest.raises(ConfigError, match="video anchors"):
         run_image_eval(ImageEvalRequest(dataset=dataset, configs=["x264"], qualities=[1], out_dir=tmp_path / "r"))
+
+
+def test_zoo_weights_through_pretrained(images, tmp_path, monkeypatch):
+    from compressai.models import MeanScaleHyperprior
+    from compressai.zoo.image import model_urls
+
+    dataset, _ = images
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    (tmp_path / "torch" / "hub" / "checkpoints").mkdir(parents=True)
+    torch.manual_seed(0)
+    file_name = model_urls["mbt2018-mean"]["mse"][1].rsplit("/", 1)[-1]
+    torch.save(MeanScaleHyperprior(N=128, M=192).state_dict(), tmp_path / "torch" / "hub" / "checkpoints" / file_name)
+    rows = run_image_eval(ImageEvalRequest(dataset=dataset, configs=["baseline"], qualities=[1],
+                                           out_dir=tmp_path / "run", model="mbt2018-mean", pretrained=True,
+                                           progress=False))
+    assert len(rows) == 2 and all(row["bytes"] > 0 for row in rows)

@@ -375,7 +375,9 @@ def add_eval_images_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qualities", default="1-4", help="rate points, e.g. 1-4 (default: %(default)s)")
     parser.add_argument("--model", default="ssf-small", help="image codec, or a video model's I-frame path "
                                                              "(default: %(default)s)")
-    parser.add_argument("--weights", type=Path, help="directory of MODEL-qQ.pt checkpoints (default: shipped)")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--weights", type=Path, help="directory of MODEL-qQ.pt checkpoints (default: shipped)")
+    weights.add_argument("--pretrained", action="store_true", help="CompressAI zoo weights of each rate point")
     parser.add_argument("--threads", type=int, default=2, dest="num_threads", help="torch threads")
     parser.add_argument("--out", type=Path, required=True, help="run directory (rerun to resume)")
     parser.add_argument("--force", action="store_true", help="redo finished jobs")
@@ -396,7 +398,8 @@ def run_eval_images_command(args: argparse.Namespace) -> int:
             raise ConfigError(f"--weights {args.weights}: missing {', '.join(missing)}")
     request = ImageEvalRequest(dataset=args.dataset, configs=[c.strip() for c in args.configs.split(",") if c.strip()],
                                qualities=qualities, out_dir=args.out, model=args.model, checkpoints=checkpoints,
-                               num_threads=args.num_threads, force=args.force, progress=not args.quiet)
+                               pretrained=args.pretrained, num_threads=args.num_threads, force=args.force,
+                               progress=not args.quiet)
     run_image_eval(request)
     report = args.out / "bdrate.md"
     print(report.read_text() if report.is_file() else f"rows in {args.out / 'results.csv'}")

@@ -319,7 +319,9 @@ def load_model_for_stream(ref: ModelRef, checkpoint: Path | None) -> LoadedModel
         model = load_model(ref.model_id, checkpoint=checkpoint)
     elif ref.quality and shipped_checkpoint_path(ref.model_id, ref.quality).is_file():
         model = load_model(ref.model_id, quality=ref.quality)
-    elif ref.quality and ref.model_id == "ssf":
+    elif ref.quality and ref.model_id in MODELS and MODELS[ref.model_id].zoo_name:
+        # A named rate point without shipped weights: the CompressAI zoo's (the hash check below
+        # refuses other weights).
         model = load_model(ref.model_id, quality=ref.quality, pretrained=True)
     else:
         raise CheckpointError(

@@ -42,6 +42,7 @@ class ImageEvalRequest:
     out_dir: Path
     model: str = "ssf-small"
     checkpoints: dict[int, Path] | None = None  # rate point -> checkpoint (default: the shipped weights)
+    pretrained: bool = False  # CompressAI zoo weights of each rate point instead
     num_threads: int = 2
     force: bool = False
     progress: bool = True
@@ -80,7 +81,8 @@ def _sha256(path: Path) -> str:
 def _job_parameters(picture_sha256: str, setting: EvalSetting, request: ImageEvalRequest, quality: int,
                     checkpoint_sha256: str | None) -> dict:
     return {"picture_sha256": picture_sha256, "codec": dict(setting.codec), "model": request.model,
-            "quality": quality, "checkpoint_sha256": checkpoint_sha256, "num_threads": request.num_threads}
+            "quality": quality, "checkpoint_sha256": checkpoint_sha256, "pretrained": request.pretrained,
+            "num_threads": request.num_threads}
 
 
 def run_image_eval(request: ImageEvalRequest) -> list[dict]:
@@ -109,7 +111,8 @@ def run_image_eval(request: ImageEvalRequest) -> list[dict]:
                 rows.append(done["row"])
                 continue
         job_dir.mkdir(parents=True, exist_ok=True)
-        overrides = {**dict(setting.codec), "model": request.model, "num_threads": request.num_threads}
+        overrides = {**dict(setting.codec), "model": request.model, "num_threads": request.num_threads,
+                     "pretrained": request.pretrained}
         if quality in checkpoints:
             overrides.update(checkpoint=str(checkpoints[quality]), quality=None)
         else:
