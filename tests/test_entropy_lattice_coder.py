@@ -101,3 +101,26 @@ def test_the_frame_wide_table_index_agrees_with_each_table(gaussian_conditional,
     points, wild_escaped = coder._index.points(wild, tuple_scales)
     sizes = torch.tensor([tables[int(s)].num_points for s in tuple_scales])
     assert torch.equal(wild_escaped, (wild < 0) | (wild >= sizes)) and (points[wild_escaped] == 0).all()
+
+
+def test_the_header_names_the_scope_and_a_digest_of_the_table_parameters(monkeypatch):
+    from dataclasses import replace
+
+    from vidcodec.bitstream.errors import BitstreamError
+    from vidcodec.bitstream.syntax import ModelRef, SequenceHeader
+    from vidcodec.entropy import lattice_coder
+    from vidcodec.pipeline import stream_tools
+
+    params = lattice_coder.coding_parameters("a3*", "intra")
+    assert len(params) == 9 and lattice_coder.coding_scope(params) == "intra"
+    assert params != lattice_coder.coding_parameters("a2", "intra")  # the lattice is in the digest
+    ref = ModelRef("ssf-small", 3, bytes(16))
+    header = SequenceHeader(width=64, height=64, bit_depth=8, fps=30.0, num_frames=1, intra_period=1,
+                            intra_model=ref, inter_model=ref, pad_multiple=16, pad_margin=8, quantizer="oct",
+                            quant_params=params)
+    assert stream_tools(header).quant_roles == frozenset({"intra"})
+    with pytest.raises(BitstreamError, match="lattice table parameters"):
+        stream_tools(replace(header, quant_params=bytes([9]) + params[1:]))  # no such scope
+    monkeypatch.setattr(lattice_coder, "MAX_TABLE_POINTS", lattice_coder.MAX_TABLE_POINTS + 1)
+    with pytest.raises(BitstreamError, match="lattice table parameters"):  # this decoder's tables would differ
+        stream_tools(header)

@@ -13,7 +13,6 @@ an interrupted run never leaves a directory that looks complete.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -30,7 +29,7 @@ from vidcodec.bitstream.syntax import ModelRef, SequenceHeader, frame_file_name,
 from vidcodec.config import CodecConfig
 from vidcodec.decoder import Decoder
 from vidcodec.encoder import Encoder
-from vidcodec.entropy.lattice_coder import coding_parameters
+from vidcodec.entropy.lattice_coder import coding_parameters, coding_scope
 from vidcodec.errors import CheckpointError, ConfigError, OutputError, VidcodecError
 from vidcodec.io.color import rgb_to_yuv420, yuv420_to_rgb
 from vidcodec.io.yuv import SequenceGeometry, YuvReader, YuvWriter, check_frame_count
@@ -358,17 +357,12 @@ def stream_tools(header: SequenceHeader) -> CodingTools:
         raise BitstreamError(f"sequence.hdr: unknown quantizer '{header.quantizer}' "
                              f"(this decoder knows {', '.join(QUANTIZER_LATTICES)})")
     lattice_name = QUANTIZER_LATTICES[header.quantizer]
-    scope = "residual"
-    if lattice_name:
-        try:
-            scope = json.loads(header.quant_params.decode()).get("scope", "residual")
-        except (UnicodeDecodeError, ValueError, AttributeError):
-            scope = None  # reported below as a parameter mismatch
+    scope = coding_scope(header.quant_params) if lattice_name else "residual"  # None: reported below
     expected = coding_parameters(lattice_name, scope) if lattice_name and scope in QUANT_SCOPES else b""
     if header.quant_params != expected:
         raise BitstreamError(
-            f"sequence.hdr: the stream's lattice table parameters {header.quant_params!r} differ from "
-            f"this decoder's {expected!r}; decode with the vidcodec release that encoded it"
+            f"sequence.hdr: the stream's lattice table parameters {header.quant_params.hex()} differ from "
+            f"this decoder's {expected.hex()}; decode with the vidcodec release that encoded it"
         )
     shift = None
     if header.latent_shift:

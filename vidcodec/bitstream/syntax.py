@@ -23,7 +23,8 @@ Layout (all integers little-endian):
     pad_margin       u8       at least this many pixels of edge replication on every side of the
                               picture, which is centred in the coded frame (io.color.picture_box)
     quantizer        u8 length + ASCII ("sq" for scalar rounding)
-    quant_params     u16 length + bytes (opaque to this module, owned by the quantizer)
+    quant_params     u16 length + bytes (opaque to this module, owned by the quantizer: since version
+                     5 a scope byte and a digest of the table parameters, 9 bytes, entropy/lattice_coder.py)
     latent_shift     u8       bit mask of the roles of shifted latents (tools.ROLE_BITS): 1 = residual,
                               2 = intra, 4 = motion, 8 = contextual; 0 = off
     shift_groups     u8       channel groups with their own step (1 = one step per latent)
@@ -71,7 +72,7 @@ from fractions import Fraction
 from vidcodec.bitstream.errors import BitstreamError
 
 SEQUENCE_MAGIC = b"VIDC"
-SYNTAX_VERSION = 4
+SYNTAX_VERSION = 5  # 5: compact lattice parameters (quant_params); 4: compact frame header
 FRAME_MARKER = 0b10 << 6
 FRAME_MARKER_MASK = 0b11 << 6
 FRAME_HAS_SHIFT = 1 << 5

@@ -42,12 +42,17 @@ MIN_ESCAPE_PROBABILITY = 1e-6
 FALLBACK_HALF_WIDTH = 64  # coordinates in [-64, 64] use the fallback table; beyond, rANS bypass
 
 
-def coding_parameters(lattice_name: str, scope: str = "residual") -> bytes:
-    """Everything the decoder must share to rebuild the tables, as stored in the sequence header;
-    ``scope`` (which latents are lattice-coded) only when it is not the default "residual"."""
+# Lattice scopes as one byte of the sequence header (tools.QUANT_SCOPES); append only: the position
+# is the stream's code.
+SCOPE_CODES = ("residual", "residual+motion", "all", "intra")
+TABLE_DIGEST_BYTES = 8
+
+
+def table_parameters(lattice_name: str) -> bytes:
+    """Everything the decoder's tables depend on, canonical JSON (hashed into the sequence header)."""
     from vidcodec.quant import tables
 
-    return json.dumps({**({"scope": scope} if scope != "residual" else {}),
+    return json.dumps({
         "lattice": get_lattice(lattice_name).name,
         "table_format": tables.TABLE_FORMAT_VERSION,
         "prune": tables.PRUNE_PROBABILITY,
@@ -59,6 +64,22 @@ def coding_parameters(lattice_name: str, scope: str = "residual") -> bytes:
         "fallback_half_width": FALLBACK_HALF_WIDTH,
         "cdf_precision_bits": CDF_PRECISION_BITS,
     }, sort_keys=True, separators=(",", ":")).encode()
+
+
+def coding_parameters(lattice_name: str, scope: str = "residual") -> bytes:
+    """What the sequence header stores for a lattice-coded stream, 9 bytes: the scope (which
+    latents are lattice-coded) as one byte, and an 8-byte digest of ``table_parameters``, so that a
+    decoder whose tables would differ refuses the stream rather than decoding garbage. (Until syntax
+    version 4 the JSON itself was stored: 216 bytes, more than the tools save on a small picture.)"""
+    digest = hashlib.blake2b(table_parameters(lattice_name), digest_size=TABLE_DIGEST_BYTES).digest()
+    return bytes([SCOPE_CODES.index(scope)]) + digest
+
+
+def coding_scope(quant_params: bytes) -> str | None:
+    """The scope of a stream's ``coding_parameters``; None when they are not of that form."""
+    if len(quant_params) != 1 + TABLE_DIGEST_BYTES or quant_params[0] >= len(SCOPE_CODES):
+        return None
+    return SCOPE_CODES[quant_params[0]]
 
 
 def estimated_table_points(dim: int, sigma: float, prune: float = PRUNE_PROBABILITY) -> float:

@@ -9,7 +9,8 @@ such as CLIC whose file names the project does not list). Each job codes one pic
 configuration (configs/eval/*.yaml; the tools act on the image latent, scope "intra") and rate point
 through ``encode_image``, decodes the file with a fresh decoder, and keeps the row only when the
 decoded picture is the encoder's reconstruction pixel for pixel. A job is redone when what determines
-its result changes: the picture's bytes, the configuration's codec settings, the model and its weights.
+its result changes: the picture's bytes, the configuration's codec settings, the model and its weights,
+the syntax version.
 
 RUN/NAME/CONFIG/qQ/ holds the coded file and job.json; RUN/results.csv the rows; RUN/bdrate.md the
 tables (eval/report.py) on the bits of the whole file, RUN/frame-bits/bdrate.md on the bits of the
@@ -80,7 +81,10 @@ def _sha256(path: Path) -> str:
 
 def _job_parameters(picture_sha256: str, setting: EvalSetting, request: ImageEvalRequest, quality: int,
                     checkpoint_sha256: str | None) -> dict:
+    from vidcodec.bitstream.syntax import SYNTAX_VERSION
+
     return {"picture_sha256": picture_sha256, "codec": dict(setting.codec), "model": request.model,
+            "syntax_version": SYNTAX_VERSION,
             "quality": quality, "checkpoint_sha256": checkpoint_sha256, "pretrained": request.pretrained,
             "num_threads": request.num_threads}
 
