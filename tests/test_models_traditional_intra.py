@@ -116,3 +116,15 @@ def test_an_image_file_by_svtav1(clip, tmp_path):
                               "--recon", str(recon)]) == 0
     assert decode_image_main([str(coded), "-o", str(decoded)]) == 0
     assert np.array_equal(np.asarray(Image.open(decoded)), np.asarray(Image.open(recon)))
+
+
+def test_tools_with_nothing_to_act_on_are_refused(clip, tmp_path, capsys):
+    from PIL import Image
+
+    picture = tmp_path / "picture.png"
+    Image.fromarray(np.round(clip[0][0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(picture)
+    for tool in (["--quant", "oct"], ["--latent-shift"]):
+        assert encode_image_main([str(picture), "--model", "x265-intra", "--quality", "1", *tool,
+                                  "-o", str(tmp_path / "picture.bin")]) == 2
+        assert "x265-intra codes no learned latent" in capsys.readouterr().err
+        assert not (tmp_path / "picture.bin").exists()

@@ -57,6 +57,19 @@ class CodecModels:
         return math.lcm(self.intra.codec.pad_multiple, self.inter.codec.pad_multiple)
 
     def attach_tools(self, tools: CodingTools) -> None:
+        """Attach the tools to both models, refusing tools that would act on no latent of either (e.g.
+        --quant oct on an image coded by x265-intra): silently coding without them would mislead."""
+        roles = set(self.intra.codec.latent_coders) | set(self.inter.codec.latent_coders)
+        names = list(dict.fromkeys((self.intra.model_id, self.inter.model_id)))
+        models = " and ".join(names) + (" code" if len(names) > 1 else " codes")
+        if tools.lattice is not None and not roles & tools.quant_roles:
+            raise ConfigError(f"the lattice quantizer would act on no latent: {models} "
+                              f"{', '.join(sorted(roles)) or 'no learned latent'}, the scope is "
+                              f"{', '.join(sorted(tools.quant_roles))}")
+        if tools.shift is not None and not roles & tools.shift.roles:
+            raise ConfigError(f"the latent shift would act on no latent: {models} "
+                              f"{', '.join(sorted(roles)) or 'no learned latent'}, the scope is "
+                              f"{', '.join(sorted(tools.shift.roles))}")
         for model in {id(self.intra): self.intra, id(self.inter): self.inter}.values():
             model.codec.attach_tools(tools)
 
