@@ -46,6 +46,16 @@ def test_sequence_header_round_trip(changes):
     assert parsed.fps == pytest.approx(header.fps, rel=1e-9)
 
 
+def test_the_usual_shift_steps_cost_one_byte():
+    from vidcodec.tools import ShiftSettings
+
+    usual = make_header(latent_shift=1, shift_candidates=ShiftSettings().candidates)
+    own = make_header(latent_shift=1, shift_candidates=ShiftSettings(candidates=(0.0, 0.01, 0.02)).candidates)
+    assert len(usual.write()) == len(make_header().write())  # count byte 255, no values
+    assert len(own.write()) == len(make_header().write()) + 3 * 4
+    assert SequenceHeader.read(usual.write()) == usual and SequenceHeader.read(own.write()) == own
+
+
 def test_unknown_syntax_version_is_named():
     data = bytearray(make_header().write())
     data[4:6] = struct.pack("<H", SYNTAX_VERSION + 1)

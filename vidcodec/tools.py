@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidcodec.bitstream.syntax import DEFAULT_SHIFT_CANDIDATES
 from vidcodec.errors import ConfigError
 
 # intra: the I-frame latent; motion: motion latent of a motion-compensated P-frame; residual: its
@@ -53,7 +54,7 @@ def mask_roles(mask: int) -> frozenset[str]:
 # Latent shift steps. Why these: on the shipped ssf-small models (held-out sequences, a sweep of
 # rho) the MSE-optimal step lies between 0.005 and 0.03 with the PSNR falling off quickly beyond
 # 0.1; steps are positive because the KKT conditions make the distortion gradient point against g.
-DEFAULT_CANDIDATES = (0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.045, 0.07)
+DEFAULT_CANDIDATES = DEFAULT_SHIFT_CANDIDATES  # (0.0, 0.005, ..., 0.07): one byte in the sequence header
 SEARCHES = ("brute", "fast", "jvp")
 
 

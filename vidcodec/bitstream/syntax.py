@@ -28,7 +28,9 @@ Layout (all integers little-endian):
     latent_shift     u8       bit mask of the roles of shifted latents (tools.ROLE_BITS): 1 = residual,
                               2 = intra, 4 = motion, 8 = contextual; 0 = off
     shift_groups     u8       channel groups with their own step (1 = one step per latent)
-    shift_candidates u8 count + f32 x count: the steps rho an index may select (latent_shift.py)
+    shift_candidates u8 count + f32 x count: the steps rho an index may select (latent_shift.py);
+                     count 255 and no values: DEFAULT_SHIFT_CANDIDATES (since version 5: 1 byte
+                     instead of 33 for the usual set, which matters in a one-picture image file)
     num_threads      u8       torch intra-op threads used for coding; the decoder must use the same
     crc32            u32      over everything before it
 
@@ -72,12 +74,17 @@ from fractions import Fraction
 from vidcodec.bitstream.errors import BitstreamError
 
 SEQUENCE_MAGIC = b"VIDC"
-SYNTAX_VERSION = 5  # 5: compact lattice parameters (quant_params); 4: compact frame header
+SYNTAX_VERSION = 5  # 5: compact lattice parameters (quant_params) and default shift steps; 4: compact frame header
 FRAME_MARKER = 0b10 << 6
 FRAME_MARKER_MASK = 0b11 << 6
 FRAME_HAS_SHIFT = 1 << 5
 FRAME_TYPE_SHIFT = 4
 SEQUENCE_ID_BYTES = 4
+# The latent shift's usual steps (why these: tools.py), named by one count byte in the header.
+DEFAULT_SHIFT_CANDIDATES = (0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.045, 0.07)
+DEFAULT_CANDIDATES_CODE = 255
+_DEFAULT_F32 = struct.unpack(f"<{len(DEFAULT_SHIFT_CANDIDATES)}f",
+                             struct.pack(f"<{len(DEFAULT_SHIFT_CANDIDATES)}f", *DEFAULT_SHIFT_CANDIDATES))
 ENTROPY_HASH_BYTES = 2
 MAX_VARINT_BYTES = 5
 CHROMA_FORMAT_420 = 1
@@ -195,6 +202,15 @@ class SequenceHeader:
     def fps_fraction(self) -> Fraction:
         return Fraction(self.fps).limit_denominator(1001)
 
+    def _shift_fields(self) -> bytes:
+        fields = struct.pack("<BB", self.latent_shift, self.shift_groups)
+        if tuple(self.shift_candidates) == _DEFAULT_F32:
+            return fields + struct.pack("<B", DEFAULT_CANDIDATES_CODE)
+        if len(self.shift_candidates) >= DEFAULT_CANDIDATES_CODE:
+            raise ValueError(f"{len(self.shift_candidates)} shift candidates (at most {DEFAULT_CANDIDATES_CODE - 1})")
+        return (fields + struct.pack("<B", len(self.shift_candidates))
+                + struct.pack(f"<{len(self.shift_candidates)}f", *self.shift_candidates))
+
     def write(self) -> bytes:
         fps = self.fps_fraction()
         quantizer = self.quantizer.encode("ascii")
@@ -207,8 +223,7 @@ class SequenceHeader:
                 struct.pack("<HB", self.pad_multiple, self.pad_margin),
                 struct.pack("<B", len(quantizer)) + quantizer,
                 struct.pack("<H", len(self.quant_params)) + self.quant_params,
-                struct.pack("<BBB", self.latent_shift, self.shift_groups, len(self.shift_candidates)),
-                struct.pack(f"<{len(self.shift_candidates)}f", *self.shift_candidates),
+                self._shift_fields(),
                 struct.pack("<B", self.num_threads),
             ]
         )
@@ -250,7 +265,10 @@ class SequenceHeader:
         latent_shift = reader.unpack("B", "latent_shift")
         shift_groups = reader.unpack("B", "shift_groups")
         num_candidates = reader.unpack("B", "shift_candidates count")
-        shift_candidates = tuple(reader.unpack("f", f"shift_candidates[{i}]") for i in range(num_candidates))
+        if num_candidates == DEFAULT_CANDIDATES_CODE:
+            shift_candidates = _DEFAULT_F32
+        else:
+            shift_candidates = tuple(reader.unpack("f", f"shift_candidates[{i}]") for i in range(num_candidates))
         num_threads = reader.unpack("B", "num_threads")
         problems = []
         if chroma_format != CHROMA_FORMAT_420:
