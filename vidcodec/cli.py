@@ -136,6 +136,9 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
     model = summary["model"]
     note = "" if model["trained"] else "  (weights without training provenance)"
     print(f"model {model['model_id']} q{model['quality']} [{model['source']}]{note}")
+    if "intra" in model:
+        intra = model["intra"]
+        print(f"I-frames by {intra['model_id']} q{intra['quality']} [{intra['source']}]")
     print(f"{'frames':>8} {'count':>6} {'bpp':>8} {'PSNR-RGB':>9} {'PSNR-YUV':>9} {'MS-SSIM':>8} {'enc s':>7} {'dec s':>7}")
     for kind in ("I", "P", "all"):
         avg = summary["average"][kind]
