@@ -87,9 +87,9 @@ def test_the_trainer_trains_it_with_the_lattice_in_the_loop(tmp_path):
 
 
 def test_the_kept_training_checkpoint_loads_with_its_provenance():
-    """training/dcvc-small-q3-11706steps.pt: where the next dcvc-small run starts (README)."""
-    path = Path(__file__).resolve().parent.parent / "training" / "dcvc-small-q3-11706steps.pt"
+    """training/dcvc-small-q3-17440steps.pt: where the next dcvc-small run starts (README)."""
+    path = Path(__file__).resolve().parent.parent / "training" / "dcvc-small-q3-17440steps.pt"
     loaded = load_model("dcvc-small", checkpoint=path)
     assert path.stat().st_size < 10 * 2**20
     stages = loaded.provenance["curriculum"]
-    assert [(s["stage"], s["steps"], s["lmbda"]) for s in stages] == [("chains", 11706, 0.0067)]
+    assert [(s["stage"], s["steps"], s["lmbda"]) for s in stages] == [("chains", 11706, 0.0067), ("chains", 5734, 0.0067)]
