@@ -102,12 +102,13 @@ def run_image_eval(request: ImageEvalRequest) -> list[dict]:
                           "learned configurations (baseline, hex, oct, shift, join, ...)")
     checkpoints = request.checkpoints or {}
     checkpoint_hashes = {q: _sha256(p) for q, p in checkpoints.items()}
+    picture_hashes = {name: _sha256(file) for name, file in pictures.items()}  # once, not once per job
     jobs = [(name, file, setting, quality) for name, file in pictures.items() for setting in settings
             for quality in request.qualities]
     rows = []
     for index, (name, file, setting, quality) in enumerate(jobs, start=1):
         job_dir = Path(request.out_dir) / name / setting.name / f"q{quality}"
-        parameters = _job_parameters(_sha256(file), setting, request, quality, checkpoint_hashes.get(quality))
+        parameters = _job_parameters(picture_hashes[name], setting, request, quality, checkpoint_hashes.get(quality))
         job_file = job_dir / "job.json"
         if job_file.is_file() and not request.force:
             done = json.loads(job_file.read_text())
