@@ -62,14 +62,13 @@ class CodecModels:
         roles = set(self.intra.codec.latent_coders) | set(self.inter.codec.latent_coders)
         names = list(dict.fromkeys((self.intra.model_id, self.inter.model_id)))
         models = " and ".join(names) + (" code" if len(names) > 1 else " codes")
-        if tools.lattice is not None and not roles & tools.quant_roles:
-            raise ConfigError(f"the lattice quantizer would act on no latent: {models} "
-                              f"{', '.join(sorted(roles)) or 'no learned latent'}, the scope is "
-                              f"{', '.join(sorted(tools.quant_roles))}")
-        if tools.shift is not None and not roles & tools.shift.roles:
-            raise ConfigError(f"the latent shift would act on no latent: {models} "
-                              f"{', '.join(sorted(roles)) or 'no learned latent'}, the scope is "
-                              f"{', '.join(sorted(tools.shift.roles))}")
+        scopes = {"the lattice quantizer": tools.quant_roles if tools.lattice is not None else None,
+                  "the latent shift": tools.shift.roles if tools.shift is not None else None}
+        for tool, scope in scopes.items():
+            if scope is not None and not roles & scope:
+                raise ConfigError(f"{tool} would act on no latent: {models} "
+                                  f"{', '.join(sorted(roles)) or 'no learned latent'}, the scope is "
+                                  f"{', '.join(sorted(scope))}")
         for model in {id(self.intra): self.intra, id(self.inter): self.inter}.values():
             model.codec.attach_tools(tools)
 
