@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from compressai.models import MeanScaleHyperprior
+from compressai.models import Cheng2020Attention, JointAutoregressiveHierarchicalPriors, MeanScaleHyperprior
 from compressai.zoo.image import model_urls
 
 from vidcodec.errors import ConfigError
@@ -80,3 +80,46 @@ def test_zoo_weights_load_with_the_zoos_widths(tmp_path, monkeypatch):
     loaded = load_model("mbt2018-mean", quality=5, pretrained=True)
     assert loaded.codec.config() == {"N": 192, "M": 320}
     assert torch.equal(loaded.codec.g_a[0].weight, state_dict["g_a.0.weight"])
+
+
+@pytest.mark.parametrize("model_id, reference_class, config", [
+    ("mbt2018", JointAutoregressiveHierarchicalPriors, {"N": 32, "M": 48}),
+    ("cheng2020-attn", Cheng2020Attention, {"N": 32}),
+])
+def test_autoregressive_codecs_code_train_and_refuse_p_frames(model_id, reference_class, config):
+    torch.manual_seed(0)
+    reference = reference_class(**config).eval()
+    ours = build_model(model_id, **config).eval()
+    ours.load_state_dict(reference.state_dict())
+    reference.update(force=True)
+    ours.update(force=True)
+    x = torch.rand(1, 3, 64, 128)
+    coded = ours.encode_intra(x)
+    assert coded.parts == [*reversed([s[0] for s in reference.compress(x)["strings"]])]
+    assert torch.equal(ours.decode_intra(coded.parts, (64, 128), coded.entropy_hash), coded.x_hat)
+    torch.manual_seed(1)
+    output = ours([x], stage="intra")
+    torch.manual_seed(1)
+    expected = reference(x)
+    assert torch.equal(output.x_hat[0], expected["x_hat"])
+    assert torch.equal(output.likelihoods[0]["intra"]["y"], expected["likelihoods"]["y"])
+    with pytest.raises(ConfigError, match="--intra-model"):
+        ours.encode_inter(x, None)
+
+
+@pytest.mark.parametrize("model_id, reference_class, quality, widths", [
+    ("mbt2018", JointAutoregressiveHierarchicalPriors, 5, {"N": 192, "M": 320}),
+    ("cheng2020-attn", Cheng2020Attention, 4, {"N": 192}),
+])
+def test_autoregressive_zoo_weights_load_with_the_zoos_widths(tmp_path, monkeypatch, model_id, reference_class,
+                                                              quality, widths):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(0)
+    state_dict = reference_class(**widths).state_dict()
+    file_name = model_urls[model_id]["mse"][quality].rsplit("/", 1)[-1]
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(state_dict, tmp_path / "hub" / "checkpoints" / file_name)
+    loaded = load_model(model_id, quality=quality, pretrained=True)
+    assert loaded.codec.config() == widths
+    assert torch.equal(loaded.codec.g_a[0].weight if model_id == "mbt2018" else loaded.codec.g_a[0].conv1.weight,
+                       state_dict["g_a.0.weight" if model_id == "mbt2018" else "g_a.0.conv1.weight"])

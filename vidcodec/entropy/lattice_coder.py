@@ -283,41 +283,66 @@ class LatticeLatentCoder:
         """Returns (bytes, y_hat, table digest). y, mu: (1,C,h,w) float; scale_indexes int."""
         tuples, tuple_scales, scalar_positions, tables = self._plan(scale_indexes)
         residual = (y - mu).reshape(-1).to(torch.float64)
-        flat_scales = scale_indexes.reshape(-1).to(torch.int64)
-        r_hat = torch.zeros_like(residual)
+        symbols, table_ids, r_hat = self._symbols(residual, scale_indexes.reshape(-1).to(torch.int64), tuples,
+                                                  tuple_scales, scalar_positions, tables)
         encoder = BufferedRansEncoder()
-        # 1. tuples
-        coords = self.lattice.quantize_coords(residual[tuples])  # (T, dim)
-        r_hat[tuples] = self.lattice.from_coords(coords)
-        symbols, escaped = self._index.symbols(coords, tuple_scales)
-        table_ids = tables.lattice_table_ids[tuple_scales]
-        encoder.encode_with_indexes(symbols.tolist(), table_ids.tolist(), tables.cdfs, tables.cdf_lengths, tables.offsets)
-        # 2. scalar latents: rounding, the Gaussian conditional's tables (index = scale index)
-        scalar_symbols = torch.round(residual[scalar_positions])
-        r_hat[scalar_positions] = scalar_symbols
-        encoder.encode_with_indexes(scalar_symbols.to(torch.int64).tolist(), flat_scales[scalar_positions].tolist(),
-                                    tables.cdfs, tables.cdf_lengths, tables.offsets)
-        # 3. coordinates of escaped tuples, in tuple order
-        escaped_rows = torch.nonzero(escaped).reshape(-1)
-        escape_coords = coords[escaped_rows].reshape(-1)
-        encoder.encode_with_indexes(escape_coords.tolist(), [tables.fallback_index] * len(escape_coords),
-                                    tables.cdfs, tables.cdf_lengths, tables.offsets)
+        encoder.encode_with_indexes(symbols, table_ids, tables.cdfs, tables.cdf_lengths, tables.offsets)
         y_hat = mu + r_hat.reshape(mu.shape).to(mu.dtype)
         return encoder.flush(), y_hat, tables.digest
 
     def decode(self, data: bytes, mu: torch.Tensor, scale_indexes: torch.Tensor) -> tuple[torch.Tensor, bytes]:
         """Inverse of encode: returns (y_hat, table digest)."""
         tuples, tuple_scales, scalar_positions, tables = self._plan(scale_indexes)
-        flat_scales = scale_indexes.reshape(-1).to(torch.int64)
-        r_hat = torch.zeros(mu.numel(), dtype=torch.float64)
         decoder = RansDecoder()
         decoder.set_stream(data)
-        table_ids = tables.lattice_table_ids[tuple_scales]
-        symbols = torch.tensor(decoder.decode_stream(table_ids.tolist(), tables.cdfs, tables.cdf_lengths,
-                                                     tables.offsets), dtype=torch.int64)
-        scalar_symbols = decoder.decode_stream(flat_scales[scalar_positions].tolist(), tables.cdfs,
-                                               tables.cdf_lengths, tables.offsets)
-        r_hat[scalar_positions] = torch.tensor(scalar_symbols, dtype=torch.float64)
+        r_hat = self._read(decoder, scale_indexes.reshape(-1).to(torch.int64), tuples, tuple_scales,
+                           scalar_positions, tables)
+        return mu + r_hat.reshape(mu.shape).to(mu.dtype), tables.digest
+
+    # --- latents coded position by position (entropy/autoregressive_coder.py) ------------------
+    def serial_tables(self) -> "SerialTables":
+        return SerialTables(self)
+
+    def encode_position(self, residual: torch.Tensor, scale_indexes: torch.Tensor,
+                        tables: "SerialTables") -> tuple[list[int], list[int], torch.Tensor]:
+        """(symbols, table ids, r_hat) of the latents of one position: residual (C,) float64 and
+        their scale indexes (C,) int64; tuples group channels of one scale, as a frame's grouping."""
+        tuples, tuple_scales, scalar_positions = lattice_tuples(scale_indexes, self.lattice.dim, self.scale_table)
+        tables.add(tuple_scales)
+        return self._symbols(residual, scale_indexes, tuples, tuple_scales, scalar_positions, tables)
+
+    def decode_position(self, decoder: RansDecoder, scale_indexes: torch.Tensor, tables: "SerialTables") -> torch.Tensor:
+        """r_hat (C,) float64 of one position, read from ``decoder`` (inverse of encode_position)."""
+        tuples, tuple_scales, scalar_positions = lattice_tuples(scale_indexes, self.lattice.dim, self.scale_table)
+        tables.add(tuple_scales)
+        return self._read(decoder, scale_indexes, tuples, tuple_scales, scalar_positions, tables)
+
+    # --- the symbols of a set of latents, shared by both ---------------------------------------
+    def _symbols(self, residual: torch.Tensor, flat_scales: torch.Tensor, tuples: torch.Tensor,
+                 tuple_scales: torch.Tensor, scalar_positions: torch.Tensor, tables) -> tuple[list[int], list[int], torch.Tensor]:
+        """(symbols, table ids, r_hat) in stream order: tuple symbols, then scalar symbols, then the
+        coordinates of escaped tuples (in tuple order)."""
+        r_hat = torch.zeros_like(residual)
+        coords = self.lattice.quantize_coords(residual[tuples])  # (T, dim)
+        r_hat[tuples] = self.lattice.from_coords(coords)
+        symbols, escaped = self._index.symbols(coords, tuple_scales)
+        # Scalar latents: rounding, the Gaussian conditional's tables (index = scale index).
+        scalar_symbols = torch.round(residual[scalar_positions])
+        r_hat[scalar_positions] = scalar_symbols
+        escape_coords = coords[torch.nonzero(escaped).reshape(-1)].reshape(-1)
+        all_symbols = symbols.tolist() + scalar_symbols.to(torch.int64).tolist() + escape_coords.tolist()
+        table_ids = (tables.lattice_table_ids[tuple_scales].tolist() + flat_scales[scalar_positions].tolist()
+                     + [tables.fallback_index] * len(escape_coords))
+        return all_symbols, table_ids, r_hat
+
+    def _read(self, decoder: RansDecoder, flat_scales: torch.Tensor, tuples: torch.Tensor, tuple_scales: torch.Tensor,
+              scalar_positions: torch.Tensor, tables) -> torch.Tensor:
+        """r_hat of what _symbols wrote: tuple and scalar symbols, then the escaped coordinates."""
+        r_hat = torch.zeros(len(flat_scales), dtype=torch.float64)
+        table_ids = tables.lattice_table_ids[tuple_scales].tolist() + flat_scales[scalar_positions].tolist()
+        values = decoder.decode_stream(table_ids, tables.cdfs, tables.cdf_lengths, tables.offsets)
+        symbols = torch.tensor(values[:len(tuple_scales)], dtype=torch.int64)
+        r_hat[scalar_positions] = torch.tensor(values[len(tuple_scales):], dtype=torch.float64)
         coords, escaped = self._index.points(symbols, tuple_scales)
         escaped_rows = torch.nonzero(escaped).reshape(-1)
         num_escape_values = len(escaped_rows) * self.lattice.dim
@@ -326,4 +351,37 @@ class LatticeLatentCoder:
         if num_escape_values:
             coords[escaped_rows] = torch.tensor(escape_values, dtype=torch.int64).reshape(-1, self.lattice.dim)
         r_hat[tuples] = self.lattice.from_coords(coords)
-        return mu + r_hat.reshape(mu.shape).to(mu.dtype), tables.digest
+        return r_hat
+
+
+class SerialTables:
+    """The CDF list of a latent coded position by position: the Gaussian conditional's tables and
+    the fallback first, then each lattice table appended when a position first uses it. Encoder
+    and decoder see the same positions in the same order, so they grow the same list; the digest
+    covers the lattice tables in that order (the desync guard's table part)."""
+
+    def __init__(self, coder: LatticeLatentCoder) -> None:
+        self.coder = coder
+        scalar_cdfs, scalar_lengths, scalar_offsets = coder._scalar_cdfs
+        fallback_cdf = _fallback_cdf()
+        self.fallback_index = len(scalar_cdfs)
+        self.cdfs = list(scalar_cdfs) + [fallback_cdf]
+        self.cdf_lengths = list(scalar_lengths) + [len(fallback_cdf)]
+        self.offsets = list(scalar_offsets) + [-FALLBACK_HALF_WIDTH]
+        self.lattice_table_ids = torch.full((len(coder.scale_table),), -1, dtype=torch.int64)
+        self._digest = hashlib.blake2b(digest_size=8)
+
+    def add(self, scale_indexes: torch.Tensor) -> None:
+        """Append the lattice tables of these scales that are not in the list yet."""
+        for scale_index in sorted(set(scale_indexes.tolist())):
+            if self.lattice_table_ids[scale_index] < 0:
+                cdf = self.coder._lattice_cdf(scale_index)[1]
+                self.lattice_table_ids[scale_index] = len(self.cdfs)
+                self.cdfs.append(cdf)
+                self.cdf_lengths.append(len(cdf))
+                self.offsets.append(0)
+                self._digest.update(np.asarray(cdf, dtype=np.int32).tobytes())
+
+    @property
+    def digest(self) -> bytes:
+        return self._digest.copy().digest()

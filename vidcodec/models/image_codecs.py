@@ -14,13 +14,20 @@ gaussian_conditional), so CompressAI zoo files load unchanged (registry: ``--pre
   mbt2018-mean  Minnen et al. 2018 without the context model: a hyperprior giving a mean and a scale
                 per latent element. Its y is coded by the same HyperpriorCoder as SSF's latents, so
                 Hex/Oct-Quant and the latent shift apply as in the video codec.
+  mbt2018       Minnen et al. 2018's joint model: the hyperprior plus a masked 5x5 context model
+                over decoded latents, so y is coded position by position
+                (entropy/autoregressive_coder.py); a lattice tuple groups channels of one
+                position, whose parameters the context model predicts together.
+  cheng2020-attn  Cheng et al. 2020: mbt2018's entropy model (with N = M) under residual and
+                attention transforms; coded as mbt2018.
 """
 
 from __future__ import annotations
 
 import torch
-from compressai.models import FactorizedPrior, MeanScaleHyperprior
+from compressai.models import Cheng2020Attention, FactorizedPrior, JointAutoregressiveHierarchicalPriors, MeanScaleHyperprior
 
+from vidcodec.entropy.autoregressive_coder import AutoregressiveCoder
 from vidcodec.entropy.factorized_coder import FactorizedCoder
 from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, entropy_hash
 from vidcodec.errors import ConfigError
@@ -163,3 +170,77 @@ class Bmshj2018FactorizedCodec(FactorizedPrior, ImageCodec):
         # No side information: the hash guards the latent's shape and the channel count.
         check_entropy_hash([params.scale_indexes], expected_hash)
         return self._picture(self.decode_latent("intra", parts[0], params, shift_indexes)[0])
+
+
+class _JointView(_MeanScaleView):
+    """What AutoregressiveCoder reads, over the modules of a CompressAI joint autoregressive model."""
+
+    def hyper_decoder(self, z_hat: torch.Tensor) -> torch.Tensor:
+        return self.model.h_s(z_hat)
+
+    @property
+    def context_prediction(self):
+        return self.model.context_prediction
+
+    @property
+    def entropy_parameters(self):
+        return self.model.entropy_parameters
+
+
+class _JointAutoregressiveCodec(ImageCodec):
+    """Coding, decoding and training forward of CompressAI's JointAutoregressiveHierarchicalPriors
+    family (mbt2018, cheng2020-attn): listed first among a codec's bases, before the CompressAI class."""
+
+    pad_multiple = 16  # g_a: 4 stride-2 layers
+    crop_multiple = 64  # h_a: 2 more
+
+    def _attach_coder(self) -> None:
+        self.latent_coders = {"intra": AutoregressiveCoder(_JointView(self), hyper_stride=4)}
+
+    def forward(self, frames: list[torch.Tensor], stage: str = "intra") -> TrainingOutput:
+        """Codes frames[0] (an image codec has the curriculum stage "intra" only)."""
+        if stage != "intra":
+            raise ValueError(f"stage='{stage}': {self.model_name} is an image codec, its only stage is 'intra'")
+        output = JointAutoregressiveHierarchicalPriors.forward(self, frames[0])
+        return TrainingOutput([output["x_hat"]], [{"intra": output["likelihoods"]}])
+
+    def _picture(self, y_hat: torch.Tensor) -> torch.Tensor:
+        return self.g_s(y_hat).clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def encode_intra(self, x: torch.Tensor, picture: PictureBox | None = None) -> CodedFrame:
+        return self.encode_single_latent("intra", self.intra_part_names, self.g_a(x), self._picture, x, picture)[0]
+
+    @torch.no_grad()
+    def decode_intra(self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
+                     shift_indexes: tuple[int, ...] = (), picture: PictureBox | None = None) -> torch.Tensor:
+        y_shape = (frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple)
+        return self._picture(self.decode_single_latent("intra", self.intra_part_names, "I", parts, y_shape,
+                                                       expected_hash, shift_indexes))
+
+
+class Mbt2018Codec(_JointAutoregressiveCodec, JointAutoregressiveHierarchicalPriors):
+    """CompressAI's mbt2018 (N, M channels; the zoo's q1..q4 are N=M=192)."""
+
+    model_name = "mbt2018"
+
+    def __init__(self, N: int = 192, M: int = 192) -> None:
+        super().__init__(N=N, M=M)
+        self.N, self.M = N, M
+        self._attach_coder()
+
+    def config(self) -> dict:
+        return {"N": self.N, "M": self.M}
+
+
+class Cheng2020AttnCodec(_JointAutoregressiveCodec, Cheng2020Attention):
+    """CompressAI's cheng2020-attn (N channels throughout; the zoo's q1..q3 are N=128, q4..q6 N=192)."""
+
+    model_name = "cheng2020-attn"
+
+    def __init__(self, N: int = 128) -> None:
+        super().__init__(N=N)
+        self._attach_coder()
+
+    def config(self) -> dict:
+        return {"N": self.N}

@@ -7,7 +7,8 @@ to [0,1], because that is what is displayed and what the next frame is predicted
 What a codec declares:
   * its latents by role (tools.ROLES: intra, motion, residual, contextual) in ``latent_coders``:
     one coder per role: a FactorizedCoder (entropy/factorized_coder.py) for a latent with a learned
-    factorized prior, or a HyperpriorCoder over a CompressAI-style hyperprior module (entropy_bottleneck,
+    factorized prior, an AutoregressiveCoder (entropy/autoregressive_coder.py) for a hyperprior joined
+    with a spatial context model, or a HyperpriorCoder over a CompressAI-style hyperprior module (entropy_bottleneck,
     hyper_encoder, hyper_decoder_mean/scale, gaussian_conditional; a module whose entropy
     parameters also depend on decoded data, e.g. a temporal prior, defines
     ``entropy_parameters(z_hat, context)``, see hyperprior_coder.hyperprior_parameters). The coding
@@ -239,6 +240,12 @@ class FrameCodec(ABC):
         check_part_count(parts, part_names, frame_type)
         self.check_shift_indexes(shift_indexes, (role,))
         params = self.decode_side(role, parts[0], y_shape, context)
+        if getattr(self.latent_coders[role], "autoregressive", False):
+            # Its entropy parameters come with y (entropy/autoregressive_coder.py): the guard is
+            # checked once y is decoded, still before any picture is output.
+            y_hat = self.decode_latent(role, parts[1], params, shift_indexes)[0]
+            check_entropy_hash([params.scale_indexes], expected_hash, params.table_digest)
+            return y_hat
         check_entropy_hash([params.scale_indexes], expected_hash, self.table_digest(role, params.scale_indexes))
         return self.decode_latent(role, parts[1], params, shift_indexes)[0]
 

@@ -4,7 +4,7 @@ Weights come from, in this order of precedence:
   1. ``checkpoint``: a local file. Either a vidcodec checkpoint (dict with "format":
      "vidcodec-checkpoint", "model_id", "model_config", "state_dict") or a bare CompressAI state
      dict (e.g. a downloaded zoo file, for model "ssf").
-  2. ``pretrained``: the CompressAI zoo (ssf: quality 1..9; mbt2018-mean: 1..8), downloaded by torch.hub into
+  2. ``pretrained``: the CompressAI zoo (ssf: quality 1..9; image codecs: the zoo's qualities), downloaded by torch.hub into
      ``$TORCH_HOME/hub/checkpoints`` and read from there on later runs.
   3. ``quality``: a checkpoint shipped with vidcodec (vidcodec/weights/<model>-q<Q>.pt).
 Traditional intra codecs (models/traditional_intra.py) have no weights: ``quality`` picks their
@@ -32,7 +32,8 @@ from compressai.models.base import get_scale_table
 
 from vidcodec.errors import CheckpointError
 from vidcodec.models.dcvc_small import DcvcSmallCodec
-from vidcodec.models.image_codecs import Bmshj2018FactorizedCodec, Mbt2018MeanCodec
+from vidcodec.models.image_codecs import (Bmshj2018FactorizedCodec, Cheng2020AttnCodec, Mbt2018Codec,
+                                          Mbt2018MeanCodec)
 from vidcodec.models.interface import FrameCodec
 from vidcodec.models.ssf import ScaleSpaceFlowCodec
 from vidcodec.models.traditional_intra import PyAvIntraCodec
@@ -85,6 +86,18 @@ MODELS: dict[str, ModelSpec] = {
         default_config={"N": 128, "M": 192},
         description="image codec: CompressAI's mbt2018-mean (mean-scale hyperprior), I-frames only",
         zoo_name="mbt2018-mean",
+    ),
+    "mbt2018": ModelSpec(
+        builder=Mbt2018Codec,
+        default_config={"N": 192, "M": 192},
+        description="image codec: CompressAI's mbt2018 (hyperprior + autoregressive context), I-frames only",
+        zoo_name="mbt2018",
+    ),
+    "cheng2020-attn": ModelSpec(
+        builder=Cheng2020AttnCodec,
+        default_config={"N": 128},
+        description="image codec: CompressAI's cheng2020-attn (attention transforms, mbt2018's prior), I-frames only",
+        zoo_name="cheng2020-attn",
     ),
     # QPs of q1..q4: of three sets tried under the shipped ssf-small's P-frames on the stand-ins (x265
     # 40-31, 37-28, 34-25), 37-28 gave the lowest BD-rate; SVT-AV1's give about the same bits and PSNR
