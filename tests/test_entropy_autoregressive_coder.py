@@ -8,7 +8,6 @@ import torch
 from compressai.models import JointAutoregressiveHierarchicalPriors
 
 from vidcodec.bitstream.errors import BitstreamError, DecoderDesyncError
-from vidcodec.entropy.lattice_coder import lattice_tuples
 from vidcodec.models.registry import build_model
 from vidcodec.tools import CodingTools, ShiftSettings, roles_mask
 
@@ -55,10 +54,9 @@ def test_lattice_tuples_group_channels_of_a_position_and_decode_bit_exactly(twin
         coded = ours.encode_intra(picture)
         latent = coded.latents["intra"]
         indexes = latent.scale_indexes[0]
-        dim = ours.latent_coders["intra"].y_coder.lattice.dim
-        scale_table = ours.latent_coders["intra"].y_coder.scale_table
+        lattice_coder = ours.latent_coders["intra"].y_coder
         # The tuples of each position, as the coder forms them: the test needs some.
-        num_tuples = sum(len(lattice_tuples(indexes[:, i, j], dim, scale_table)[0])
+        num_tuples = sum(len(lattice_coder.grouping(indexes[:, i, j])[0])
                          for i in range(indexes.shape[1]) for j in range(indexes.shape[2]))
         assert num_tuples > 50
         assert latent.table_digest  # lattice tables are part of the desync guard

@@ -134,5 +134,7 @@ def test_a_model_with_nothing_to_train_with_the_lattice_is_refused():
     factorized = build_model("bmshj2018-factorized", N=16, M=16)
     with pytest.raises(ConfigError, match="no latent of this model is in the lattice scope 'residual'"):
         install_lattice_in_the_loop(factorized, "a2")
-    with pytest.raises(ConfigError, match="no Gaussian hyperprior"):
+    with pytest.raises(ConfigError, match="built for Gaussian hyperpriors.*FactorizedCoder"):
         install_lattice_in_the_loop(factorized, "a2", scope="intra")
+    with pytest.raises(ConfigError, match="built for Gaussian hyperpriors.*AutoregressiveCoder"):
+        install_lattice_in_the_loop(build_model("mbt2018", N=16, M=24), "a2", scope="intra")

@@ -10,8 +10,11 @@ Latent shift: the entropy gradient is d/dy [-log P(y)] of the discretized learne
 P(y) = c(y + 1/2) - c(y - 1/2) with c the channel's learned CDF, by autograd through the bottleneck's
 cumulative logits (the same operations and shapes on both sides, so the same bits).
 
-Lattice quantization needs tables integrated over each channel's learned density (seed 000 applies
-Hex-Quant to this model); not built yet: ``supports_lattice`` is False and the tools refuse it.
+Lattice quantization (seed 000 applies Hex-Quant to this model): tuples within a channel, coded with
+tables integrated over the channel's learned density (quant/learned_tables.py) by the same
+LatticeLatentCoder as Gaussian latents, with the bottleneck's own tables for the rounded latents.
+The shift's gradient stays that of the discretized density: smooth, known to the decoder, and
+close to the continuous density's on the lattice-coded channels, whose densities are narrow.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from vidcodec.entropy.hyperprior_coder import CodedLatent, EntropyParameters
 
 
 class FactorizedCoder:
-    supports_lattice = False
-
     def __init__(self, entropy_bottleneck) -> None:
         self.entropy_bottleneck = entropy_bottleneck
-        self.y_coder = None  # the lattice hook of HyperpriorCoder; always None here
+        self.y_coder = None  # optional LatticeLatentCoder over the bottleneck; None = rounding
+
+    @property
+    def entropy_model(self):
+        """The compressai entropy model whose tables code y's rounded latents (lattice_coder.py)."""
+        return self.entropy_bottleneck
 
     def _parameters(self, y_shape: tuple[int, int]) -> EntropyParameters:
         eb = self.entropy_bottleneck
@@ -36,12 +42,15 @@ class FactorizedCoder:
         return EntropyParameters(medians, None, indexes)
 
     def table_digest(self, scale_indexes: torch.Tensor) -> bytes:
-        return b""
+        return self.y_coder.table_digest(scale_indexes) if self.y_coder is not None else b""
 
     def encode(self, y: torch.Tensor, context: torch.Tensor | None = None) -> CodedLatent:
         if context is not None:
             raise ValueError("a factorized prior takes no context")
         params = self._parameters(tuple(y.shape[-2:]))
+        if self.y_coder is not None:
+            y_bytes, y_hat, digest = self.y_coder.encode(y, params.mu, params.scale_indexes)
+            return CodedLatent(b"", y_bytes, y_hat, params.mu, params.sigma, params.scale_indexes, digest)
         y_bytes = self.entropy_bottleneck.compress(y)[0]
         y_hat = torch.round(y - params.mu) + params.mu  # what decompress gives: symbols + median
         return CodedLatent(b"", y_bytes, y_hat, params.mu, params.sigma, params.scale_indexes)
@@ -53,6 +62,8 @@ class FactorizedCoder:
         return self._parameters(y_shape)
 
     def decode_main(self, y_bytes: bytes, params: EntropyParameters) -> torch.Tensor:
+        if self.y_coder is not None:
+            return self.y_coder.decode(y_bytes, params.mu, params.scale_indexes)[0]
         return self.entropy_bottleneck.decompress([y_bytes], tuple(params.mu.shape[-2:]))
 
     def entropy_gradient(self, y_hat: torch.Tensor, params) -> torch.Tensor:

@@ -71,6 +71,11 @@ class HyperpriorCoder:
         # Optional lattice coder of y (entropy/lattice_coder.py); None = scalar rounding.
         self.y_coder = None
 
+    @property
+    def entropy_model(self):
+        """The compressai entropy model whose tables code y's rounded latents (lattice_coder.py)."""
+        return self.hyperprior.gaussian_conditional
+
     def z_shape(self, y_shape: tuple[int, int]) -> tuple[int, int]:
         return -(-y_shape[0] // self.hyper_stride), -(-y_shape[1] // self.hyper_stride)
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from compressai._CXX import pmf_to_quantized_cdf
 from compressai.ans import BufferedRansEncoder, RansDecoder
+from compressai.entropy_models import GaussianConditional
 
 from vidcodec.quant.grouping import group_by_scale, sorted_positions
 from vidcodec.quant.lattice import get_lattice
@@ -101,9 +102,14 @@ def lattice_coded_scales(dim: int, scale_table: list[float]) -> list[int]:
 def lattice_tuples(scale_indexes: torch.Tensor, dim: int, scale_table: list[float]):
     """(tuples (T, dim), their scale indexes (T,), scalar positions (S,)) of one picture's latents,
     positions into scale_indexes.reshape(-1): the grouping of the coder, shared with lattice training."""
-    flat_scales = scale_indexes.reshape(-1).to(torch.int64)
     lattice_ok = torch.zeros(len(scale_table), dtype=torch.bool)
     lattice_ok[lattice_coded_scales(dim, scale_table)] = True
+    return tuples_where(scale_indexes, dim, lattice_ok)
+
+
+def tuples_where(scale_indexes: torch.Tensor, dim: int, lattice_ok: torch.Tensor):
+    """lattice_tuples with the lattice-coded indexes given as a mask over all indexes."""
+    flat_scales = scale_indexes.reshape(-1).to(torch.int64)
     # Non-eligible latents get a sentinel scale so that grouping never mixes them in tuples.
     grouping = group_by_scale(torch.where(lattice_ok[flat_scales], flat_scales, -1), dim)
     keep = grouping.tuple_scale_indexes >= 0
@@ -196,36 +202,85 @@ class _CodingTables:
     digest: bytes  # hash of every CDF in use (part of the desync guard)
 
 
-class LatticeLatentCoder:
-    """Codes a residual latent with lattice VQ; the scalar path reuses a compressai GaussianConditional."""
+class GaussianTables:
+    """The lattice tables of a GaussianConditional's scales (quant/tables.py); index = scale index."""
 
-    def __init__(self, lattice_name: str, gaussian_conditional, cache: TableCache | None = None) -> None:
+    def __init__(self, lattice_name: str, gaussian_conditional, cache: TableCache) -> None:
+        self.lattice_name, self.cache = lattice_name, cache
+        self.scale_table = [float(s) for s in gaussian_conditional.scale_table.tolist()]
+        self.num_indexes = len(self.scale_table)
+        self.coded_indexes = lattice_coded_scales(get_lattice(lattice_name).dim, self.scale_table)
+
+    def table(self, index: int):
+        return self.cache.get(TableSpec(self.lattice_name, self.scale_table[index]))
+
+
+class LearnedDensityTables:
+    """The lattice tables of an EntropyBottleneck's channels (quant/learned_tables.py); index = channel."""
+
+    def __init__(self, lattice_name: str, entropy_bottleneck, cache: TableCache) -> None:
+        from vidcodec.quant.learned_tables import tables_of_cdfs
+
+        eb = entropy_bottleneck
+        digest = hashlib.sha256()
+        for name, tensor in sorted(eb.state_dict().items()):
+            digest.update(name.encode() + tensor.detach().contiguous().numpy().tobytes())
+
+        def logits_of(values):
+            medians = eb._get_medians().detach().reshape(-1, 1, 1)
+            values = torch.from_numpy(values).to(torch.float32)
+            with torch.no_grad():
+                return torch.cat([eb._logits_cumulative(medians + chunk.reshape(1, 1, -1), stop_gradient=True)[:, 0, :]
+                                  for chunk in values.split(1 << 15)], dim=-1).to(torch.float64).numpy()
+
+        self.tables = tables_of_cdfs(lattice_name, logits_of, digest.hexdigest(), cache)
+        self.num_indexes = len(self.tables)
+        self.coded_indexes = [c for c, table in enumerate(self.tables) if table is not None]
+
+    def table(self, index: int):
+        return self.tables[index]
+
+
+class LatticeLatentCoder:
+    """Codes a residual latent with lattice VQ. ``entropy_model``: the compressai model whose own
+    tables code the scalar latents and whose densities the lattice tables integrate: a
+    GaussianConditional (index = scale index) or an EntropyBottleneck (index = channel)."""
+
+    def __init__(self, lattice_name: str, entropy_model, cache: TableCache | None = None) -> None:
         self.lattice = get_lattice(lattice_name)
         self.lattice_name = lattice_name
-        self.gc = gaussian_conditional
+        self.entropy_model = entropy_model
         self.cache = cache or TableCache()
-        self.scale_table = [float(s) for s in gaussian_conditional.scale_table.tolist()]
+        gaussian = isinstance(entropy_model, GaussianConditional)
+        self.tables = (GaussianTables if gaussian else LearnedDensityTables)(lattice_name, entropy_model, self.cache)
+        self._coded_mask = torch.zeros(self.tables.num_indexes, dtype=torch.bool)
+        self._coded_mask[self.tables.coded_indexes] = True
         self._scale_cdfs: dict[int, tuple[object, list[int]]] = {}
-        self._index = _TableIndex(len(self.scale_table), self.lattice.dim)
+        self._index = _TableIndex(self.tables.num_indexes, self.lattice.dim)
         self._last_plan = None
 
     def lattice_scale_indexes(self) -> list[int]:
-        """Scale indexes whose tuples are lattice-coded (the rest is scalar)."""
-        return lattice_coded_scales(self.lattice.dim, self.scale_table)
+        """Indexes whose tuples are lattice-coded (the rest is scalar)."""
+        return list(self.tables.coded_indexes)
+
+    def grouping(self, scale_indexes: torch.Tensor):
+        """(tuples (T, dim), their indexes (T,), scalar positions (S,)) of latents with these indexes."""
+        return tuples_where(scale_indexes, self.lattice.dim, self._coded_mask)
 
     @functools.cached_property
     def _scalar_cdfs(self) -> tuple[list[list[int]], list[int], list[int]]:
-        """The Gaussian conditional's CDF tables as rANS wants them (once per coder: slow to list)."""
-        cdfs = [list(map(int, row[:length])) for row, length in zip(self.gc._quantized_cdf.tolist(),
-                                                                     self.gc._cdf_length.tolist())]
-        lengths = [int(v) for v in self.gc._cdf_length.tolist()]
-        offsets = [int(v) for v in self.gc._offset.tolist()]
+        """The entropy model's own CDF tables as rANS wants them (once per coder: slow to list)."""
+        model = self.entropy_model
+        cdfs = [list(map(int, row[:length])) for row, length in zip(model._quantized_cdf.tolist(),
+                                                                     model._cdf_length.tolist())]
+        lengths = [int(v) for v in model._cdf_length.tolist()]
+        offsets = [int(v) for v in model._offset.tolist()]
         return cdfs, lengths, offsets
 
     def _lattice_cdf(self, scale_index: int) -> tuple[object, list[int]]:
         """(LatticeTable, quantized CDF with the escape symbol last) of one scale, built once."""
         if scale_index not in self._scale_cdfs:
-            table = self.cache.get(TableSpec(self.lattice_name, self.scale_table[scale_index]))
+            table = self.tables.table(scale_index)
             escape = max(table.escape_mass, MIN_ESCAPE_PROBABILITY)
             pmf = torch.tensor(list(table.pmf) + [escape], dtype=torch.float64)
             self._scale_cdfs[scale_index] = (table, pmf_to_quantized_cdf((pmf / pmf.sum()).tolist(),
@@ -253,7 +308,7 @@ class LatticeLatentCoder:
         digest = hashlib.blake2b(digest_size=8)
         for cdf in cdfs[len(scalar_cdfs):]:
             digest.update(np.asarray(cdf, dtype=np.int32).tobytes())
-        lattice_table_ids = torch.full((len(self.scale_table),), -1, dtype=torch.int64)
+        lattice_table_ids = torch.full((self.tables.num_indexes,), -1, dtype=torch.int64)
         lattice_table_ids[list(lattice_table_of)] = torch.tensor(list(lattice_table_of.values()), dtype=torch.int64)
         return _CodingTables(cdfs, lengths, offsets, lattice_table_of, lattice_table_ids,
                              fallback_index, len(scalar_cdfs), digest.digest())
@@ -272,7 +327,7 @@ class LatticeLatentCoder:
         return plan
 
     def _make_plan(self, scale_indexes: torch.Tensor):
-        tuples, tuple_scales, scalar_positions = lattice_tuples(scale_indexes, self.lattice.dim, self.scale_table)
+        tuples, tuple_scales, scalar_positions = self.grouping(scale_indexes)
         used = tuple(sorted(set(tuple_scales.tolist())))
         return tuples, tuple_scales, scalar_positions, self._coding_tables(used)
 
@@ -307,13 +362,13 @@ class LatticeLatentCoder:
                         tables: "SerialTables") -> tuple[list[int], list[int], torch.Tensor]:
         """(symbols, table ids, r_hat) of the latents of one position: residual (C,) float64 and
         their scale indexes (C,) int64; tuples group channels of one scale, as a frame's grouping."""
-        tuples, tuple_scales, scalar_positions = lattice_tuples(scale_indexes, self.lattice.dim, self.scale_table)
+        tuples, tuple_scales, scalar_positions = self.grouping(scale_indexes)
         tables.add(tuple_scales)
         return self._symbols(residual, scale_indexes, tuples, tuple_scales, scalar_positions, tables)
 
     def decode_position(self, decoder: RansDecoder, scale_indexes: torch.Tensor, tables: "SerialTables") -> torch.Tensor:
         """r_hat (C,) float64 of one position, read from ``decoder`` (inverse of encode_position)."""
-        tuples, tuple_scales, scalar_positions = lattice_tuples(scale_indexes, self.lattice.dim, self.scale_table)
+        tuples, tuple_scales, scalar_positions = self.grouping(scale_indexes)
         tables.add(tuple_scales)
         return self._read(decoder, scale_indexes, tuples, tuple_scales, scalar_positions, tables)
 
@@ -368,7 +423,7 @@ class SerialTables:
         self.cdfs = list(scalar_cdfs) + [fallback_cdf]
         self.cdf_lengths = list(scalar_lengths) + [len(fallback_cdf)]
         self.offsets = list(scalar_offsets) + [-FALLBACK_HALF_WIDTH]
-        self.lattice_table_ids = torch.full((len(coder.scale_table),), -1, dtype=torch.int64)
+        self.lattice_table_ids = torch.full((coder.tables.num_indexes,), -1, dtype=torch.int64)
         self._digest = hashlib.blake2b(digest_size=8)
 
     def add(self, scale_indexes: torch.Tensor) -> None:

@@ -10,7 +10,8 @@ gaussian_conditional), so CompressAI zoo files load unchanged (registry: ``--pre
 
   bmshj2018-factorized  Balle et al. 2018's factorized prior: one learned density per channel of y,
                 no side information (entropy/factorized_coder.py). The latent shift follows that
-                density's gradient; lattice tables over learned densities are not built yet.
+                density's gradient; Hex/Oct-Quant code tuples within a channel with tables
+                integrated over its learned density (quant/learned_tables.py).
   mbt2018-mean  Minnen et al. 2018 without the context model: a hyperprior giving a mean and a scale
                 per latent element. Its y is coded by the same HyperpriorCoder as SSF's latents, so
                 Hex/Oct-Quant and the latent shift apply as in the video codec.
@@ -157,7 +158,8 @@ class Bmshj2018FactorizedCodec(FactorizedPrior, ImageCodec):
     def encode_intra(self, x: torch.Tensor, picture: PictureBox | None = None) -> CodedFrame:
         encoded = self.encode_latent("intra", self.g_a(x), self._picture, x, picture)
         latent = encoded.coded
-        return CodedFrame(self.intra_part_names, [latent.y_bytes], encoded.x_hat, entropy_hash([latent.scale_indexes]),
+        return CodedFrame(self.intra_part_names, [latent.y_bytes], encoded.x_hat,
+                          entropy_hash([latent.scale_indexes], latent.table_digest),
                           encoded.shift_indexes, encoded.shift, latents={"intra": latent})
 
     @torch.no_grad()
@@ -168,7 +170,7 @@ class Bmshj2018FactorizedCodec(FactorizedPrior, ImageCodec):
         y_shape = (frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple)
         params = self.decode_side("intra", b"", y_shape)
         # No side information: the hash guards the latent's shape and the channel count.
-        check_entropy_hash([params.scale_indexes], expected_hash)
+        check_entropy_hash([params.scale_indexes], expected_hash, self.table_digest("intra", params.scale_indexes))
         return self._picture(self.decode_latent("intra", parts[0], params, shift_indexes)[0])
 
 

@@ -134,11 +134,11 @@ class FrameCodec(ABC):
         tools.shift.roles; CodingTools() = plain rounding, no shift."""
         for role, coder in self.latent_coders.items():
             in_scope = tools.lattice is not None and role in tools.quant_roles
-            if in_scope and not getattr(coder, "supports_lattice", True):
+            try:
+                coder.y_coder = self._lattice_coder(tools.lattice, coder, tools.cache) if in_scope else None
+            except ValueError as error:  # a lattice the coder's tables are not built for
                 quant = next((q for q, lattice in QUANTIZER_LATTICES.items() if lattice == tools.lattice), tools.lattice)
-                raise ConfigError(f"--quant {quant}: this model's {role} latent has no lattice tables yet "
-                                  "(its prior is not a Gaussian); use --quant sq")
-            coder.y_coder = self._lattice_coder(tools.lattice, coder, tools.cache) if in_scope else None
+                raise ConfigError(f"--quant {quant} on this model's {role} latent: {error}; use --quant hex or oct") from None
         self._tools = tools
 
     def _lattice_coder(self, lattice_name: str, coder: HyperpriorCoder, cache):
@@ -147,11 +147,12 @@ class FrameCodec(ABC):
         # Coders are kept per (lattice, cache, CDF tables): they hold per-scale CDFs that are slow
         # to rebuild; new weights (update() writes new CDF buffers) give a new coder.
         kept = self.__dict__.setdefault("_lattice_coders", {})
-        gc = coder.hyperprior.gaussian_conditional
-        key = (lattice_name, id(cache), id(gc), gc._quantized_cdf.data_ptr(), gc._quantized_cdf._version)
+        model = coder.entropy_model
+        key = (lattice_name, id(cache), id(model), model._quantized_cdf.data_ptr(), model._quantized_cdf._version)
         lattice_coder = kept.get(key)
-        if lattice_coder is None or (cache is not None and lattice_coder.cache is not cache) or lattice_coder.gc is not gc:
-            lattice_coder = LatticeLatentCoder(lattice_name, gc, cache)
+        if (lattice_coder is None or (cache is not None and lattice_coder.cache is not cache)
+                or lattice_coder.entropy_model is not model):
+            lattice_coder = LatticeLatentCoder(lattice_name, model, cache)
             kept[key] = lattice_coder
         return lattice_coder
 

@@ -33,6 +33,7 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -198,7 +199,9 @@ class TableCache:
         self.directory = Path(directory) if directory is not None else default
         self._memory: dict[str, LatticeTable] = {}
 
-    def get(self, spec: TableSpec) -> LatticeTable:
+    def get(self, spec: TableSpec, build: Callable[[], LatticeTable] | None = None) -> LatticeTable:
+        """The table of ``spec`` (any spec with a key(): TableSpec, learned_tables.LearnedTableSpec),
+        built by ``build`` (default: build_table(spec)) when neither memory nor disk has it."""
         key = spec.key()
         if key in self._memory:
             return self._memory[key]
@@ -212,7 +215,7 @@ class TableCache:
             except (OSError, ValueError, KeyError):
                 table = None  # a damaged cache file is rebuilt, never trusted
         if table is None:
-            table = build_table(spec)
+            table = build() if build is not None else build_table(spec)
             self.directory.mkdir(parents=True, exist_ok=True)
             # One temporary name per process: parallel evaluation jobs may build the same table.
             tmp = self.directory / f".{key}.{os.getpid()}.tmp.npz"

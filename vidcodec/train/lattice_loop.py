@@ -33,7 +33,7 @@ import torch
 from compressai.models.base import get_scale_table
 from compressai.ops import quantize_ste
 
-from vidcodec.entropy.hyperprior_coder import hyperprior_parameters
+from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, hyperprior_parameters
 from vidcodec.errors import ConfigError
 from vidcodec.entropy.lattice_coder import lattice_tuples
 from vidcodec.quant.lattice import get_lattice
@@ -132,9 +132,9 @@ def install_lattice_in_the_loop(model, lattice_name: str, scope: str = "residual
     for role, coder in model.latent_coders.items():
         if role not in QUANT_SCOPES[scope]:
             continue
-        if not getattr(coder, "supports_lattice", True):
-            raise ConfigError(f"--lattice {lattice_name}: the {role} latent of this model has no Gaussian "
-                             "hyperprior to train with a lattice (a factorized prior)")
+        if not isinstance(coder, HyperpriorCoder):  # a factorized prior, or a context model's serial one
+            raise ConfigError(f"--lattice {lattice_name}: lattice training is built for Gaussian hyperpriors; "
+                              f"the {role} latent of this model has a {type(coder).__name__}")
         hyperprior = coder.hyperprior
         gaussian_conditional = hyperprior.gaussian_conditional
         if gaussian_conditional.scale_table.numel() == 0:
