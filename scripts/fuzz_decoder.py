@@ -5,7 +5,8 @@ exception and never a hang.
 
 Streams: a small ssf-small (16 channels, fixed random weights) codes a 3-frame 128x96 clip (I, P, P)
 four times: sq, hex, oct, and join (oct + latent shift); with --intra-codecs a fifth time with its
-I-frames by x265-intra (HEVC through PyAV). Each input is one mutation, drawn from
+I-frames by x265-intra (HEVC through PyAV); with --image-codecs twice more with I-frames by learned
+image codecs (mbt2018 with Oct and the shift, bmshj2018-factorized with Hex). Each input is one mutation, drawn from
 (seed, input index) alone, so any input can be replayed with --replay INDEX:
   frame files (fed to a decoder that has decoded the frames before it):
     flip       1-8 random bit flips
@@ -60,6 +61,15 @@ STREAMS = {"sq": {"quant": "sq"}, "hex": {"quant": "hex"}, "oct": {"quant": "oct
 # --intra-codecs: also a stream whose I-frames are HEVC intra (x265-intra), whose payload reaches
 # FFmpeg's hevc decoder. Off by default so that the campaign of the README replays index for index.
 INTRA_CODEC_STREAMS = {"x265": {"intra_model": "x265-intra", "intra_quality": 2}}
+# --image-codecs: streams whose I-frames are coded by learned image codecs (small, random weights),
+# with the tools on their latent: mbt2018 (the context model's serial decoding) with Oct and the
+# shift, bmshj2018-factorized with Hex over its learned densities. Off by default, as above.
+IMAGE_CODEC_MODELS = {"mbt2018": {"N": 16, "M": 24}, "bmshj2018-factorized": {"N": 16, "M": 24}}
+IMAGE_CODEC_STREAMS = {
+    "mbt2018-oct-shift": {"intra_model": "mbt2018", "quant": "oct", "quant_scope": "all", "latent_shift": True,
+                          "latent_shift_scope": "residual+intra"},
+    "factorized-hex": {"intra_model": "bmshj2018-factorized", "quant": "hex", "quant_scope": "all"},
+}
 FRAME_MUTATIONS = ("flip", "truncate", "extend", "splice", "field", "payload", "swap")
 HEADER_MUTATIONS = ("header", "header_cut")
 HEADER_SHARE = 0.1  # header inputs are slower (models set up each time)
@@ -84,29 +94,39 @@ def make_streams(work: Path, streams_tools: dict[str, dict]) -> tuple[Path, dict
             writer.write_frame(rgb_to_yuv420(frame, 8))
     streams = {}
     for name, tools in streams_tools.items():
+        tools = dict(tools)
+        if tools.get("intra_model") in IMAGE_CODEC_MODELS:
+            model_id = tools["intra_model"]
+            tools["intra_checkpoint"] = str(work / f"fuzz-{model_id}.pt")
+            save_checkpoint(Path(tools["intra_checkpoint"]), build_model(model_id, **IMAGE_CODEC_MODELS[model_id]),
+                            model_id, {"purpose": "fuzz campaign, random weights"})
         config = load_config(None, {"checkpoint": str(checkpoint), "quality": None, "intra_period": 8,
                                     "num_threads": 1, **tools})
         streams[name] = work / name
         encode_sequence(YuvReader(clip, geometry), streams[name], config, progress=False)
+        streams[name] = (streams[name], tools.get("intra_checkpoint"))
     return checkpoint, streams
 
 
 class Target:
     """One stream: its bytes, a decoder set up from its header, and decoders ready at each poc."""
 
-    def __init__(self, stream: Path, checkpoint: Path) -> None:
+    def __init__(self, stream: Path, checkpoint: Path, intra_checkpoint: str | None = None) -> None:
         self.header, self.header_bytes = read_stream_header(stream)
+        self.checkpoint, self.intra_checkpoint = checkpoint, intra_checkpoint
         self.stream_id = sequence_id(self.header_bytes)
         self.frames = [(stream / "frames" / f"{poc:06d}.bin").read_bytes() for poc in range(FRAMES)]
-        decoder = make_decoder(self.header_bytes, checkpoint)
+        decoder = make_decoder(self.header_bytes, self)
         self.ready = []
         for data in self.frames:
             self.ready.append(copy.copy(decoder))
             decoder.decode(data, "valid")
 
 
-def make_decoder(header_bytes: bytes, checkpoint: Path) -> Decoder:
-    return decoder_for_stream(SequenceHeader.read(header_bytes), header_bytes, checkpoint)
+def make_decoder(header_bytes: bytes, target: Target) -> Decoder:
+    """A decoder of ``header_bytes`` with the weights of ``target``'s stream."""
+    return decoder_for_stream(SequenceHeader.read(header_bytes), header_bytes, target.checkpoint,
+                              target.intra_checkpoint and Path(target.intra_checkpoint))
 
 
 def seal(body: bytes, stream_id: bytes) -> bytes:
@@ -168,8 +188,8 @@ def mutate_header(kind: str, target: Target, rng: random.Random) -> bytes:
     return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
 
 
-def run_header(header_bytes: bytes, target: Target, checkpoint: Path) -> None:
-    decoder = make_decoder(header_bytes, checkpoint)
+def run_header(header_bytes: bytes, target: Target) -> None:
+    decoder = make_decoder(header_bytes, target)
     frame = bytearray(target.frames[0][:-4])
     new_id = sequence_id(header_bytes)
     frame[_sequence_id_offset(frame)] = new_id[0]
@@ -178,7 +198,7 @@ def run_header(header_bytes: bytes, target: Target, checkpoint: Path) -> None:
         raise AssertionError("non-finite picture")
 
 
-def plan_input(index: int, seed: int, targets: list[Target], checkpoint: Path) -> tuple[str, Callable[[], str]]:
+def plan_input(index: int, seed: int, targets: list[Target]) -> tuple[str, Callable[[], str]]:
     """Input ``index``: its mutation kind, and a function that runs it and returns 'frame' or
     'error' (a clear error), or raises anything else."""
     rng = random.Random(seed * 1_000_003 + index)
@@ -189,7 +209,7 @@ def plan_input(index: int, seed: int, targets: list[Target], checkpoint: Path) -
 
         def run() -> str:
             try:
-                run_header(header_bytes, target, checkpoint)
+                run_header(header_bytes, target)
             except VidcodecError:
                 return "error"
             return "frame"
@@ -218,14 +238,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replay", type=int, help="run only this input index, with its traceback")
     parser.add_argument("--intra-codecs", action="store_true",
                         help="also fuzz a stream with x265-intra I-frames (FFmpeg's hevc decoder)")
+    parser.add_argument("--image-codecs", action="store_true",
+                        help="also fuzz streams whose I-frames are coded by mbt2018 (Oct + shift) and "
+                             "bmshj2018-factorized (Hex)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
-        checkpoint, streams = make_streams(Path(work), {**STREAMS, **(INTRA_CODEC_STREAMS if args.intra_codecs else {})})
-        targets = [Target(stream, checkpoint) for stream in streams.values()]
+        checkpoint, streams = make_streams(Path(work), {**STREAMS, **(INTRA_CODEC_STREAMS if args.intra_codecs else {}),
+                                                        **(IMAGE_CODEC_STREAMS if args.image_codecs else {})})
+        targets = [Target(stream, checkpoint, intra_checkpoint) for stream, intra_checkpoint in streams.values()]
         if args.replay is not None:
-            kind, run = plan_input(args.replay, args.seed, targets, checkpoint)
+            kind, run = plan_input(args.replay, args.seed, targets)
             print(kind, run())  # with its traceback if it fails
             return 0
         counts: Counter[tuple[str, str]] = Counter()
@@ -237,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGALRM, on_alarm)
         start = time.monotonic()
         for index in range(args.inputs):
-            kind, run = plan_input(index, args.seed, targets, checkpoint)
+            kind, run = plan_input(index, args.seed, targets)
             signal.setitimer(signal.ITIMER_REAL, args.timeout_s)
             try:
                 outcome = run()

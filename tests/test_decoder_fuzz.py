@@ -97,3 +97,18 @@ def test_a_pad_multiple_other_than_the_models_is_refused(coded):
     with pytest.raises(BitstreamError, match="pad_multiple=60544 but models 'ssf-small' and 'ssf-small' pad to "
                                              "multiples of 16"):
         Decoder(decoder.intra_codec, decoder.inter_codec, header, header.write())
+
+
+def test_a_payload_that_decodes_to_non_finite_samples_is_refused(coded):
+    """Found by scripts/fuzz_decoder.py --image-codecs: a hostile factorized-prior payload whose
+    escape codes decode to enormous latents made the synthesis return NaN. Any such picture is
+    refused, whatever the model (here the synthesis is made to overflow)."""
+    decoder, packets = coded
+    ready = copy.copy(decoder)
+    codec = copy.deepcopy(decoder.intra_codec)
+    with torch.no_grad():
+        for parameter in codec.img_decoder.parameters():  # the entropy model stays, so no desync
+            parameter.mul_(1e30)
+    ready.intra_codec = ready.inter_codec = codec
+    with pytest.raises(BitstreamError, match="non-finite samples"):
+        ready.decode(packets[0].data, "frame 0")

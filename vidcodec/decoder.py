@@ -57,6 +57,11 @@ class Decoder:
                                                              frame.entropy_hash, frame.shift_indexes)
         except BitstreamError as error:
             raise type(error)(f"{where}: {error}") from None
+        if not torch.isfinite(x_hat).all():
+            # No encoder writes this: a payload a buggy or hostile encoder sealed with a valid CRC,
+            # whose escape codes decode to latents far beyond any analysis transform's range.
+            raise BitstreamError(f"{where}: the payload decodes to a picture with non-finite samples "
+                                 "(latents out of any encoder's range): a damaged or hostile stream")
         self._state = state
         self._next_poc += 1
         return self.picture.crop(x_hat)
