@@ -21,7 +21,8 @@ image codecs (mbt2018 with Oct and the shift, bmshj2018-factorized with Hex). Ea
     header_cut cut at a random length
 A frame input passes when it decodes to a finite picture or raises BitstreamError; a header input
 when it does so or raises another VidcodecError (the command line's one-line errors: e.g. a
-checkpoint hash that names other weights). Anything else, or more than --timeout-s seconds, is a
+checkpoint hash that names other weights). Anything else, or more than --timeout-s seconds (times
+the picture area a mutated header declares over the stream's: more pixels are more work), is a
 failure: its index is printed (replay it with --replay INDEX), listed in OUT/summary.json, and the
 exit status is 1.
 """
@@ -198,9 +199,20 @@ def run_header(header_bytes: bytes, target: Target) -> None:
         raise AssertionError("non-finite picture")
 
 
-def plan_input(index: int, seed: int, targets: list[Target]) -> tuple[str, Callable[[], str]]:
-    """Input ``index``: its mutation kind, and a function that runs it and returns 'frame' or
-    'error' (a clear error), or raises anything else."""
+def declared_work(header_bytes: bytes, target: Target) -> float:
+    """How many times the stream's picture area a mutated header declares (1 when it does not parse
+    or declares less): decoding a larger picture is more work, not a hang. It matters for a context
+    model's I-frames (mbt2018), decoded position by position before its desync guard can be checked."""
+    try:
+        header = SequenceHeader.read(header_bytes)
+    except VidcodecError:
+        return 1.0
+    return max(1.0, header.width * header.height / (target.header.width * target.header.height))
+
+
+def plan_input(index: int, seed: int, targets: list[Target]) -> tuple[str, Callable[[], str], float]:
+    """Input ``index``: its mutation kind, a function that runs it and returns 'frame' or 'error'
+    (a clear error), or raises anything else, and the work it declares (declared_work)."""
     rng = random.Random(seed * 1_000_003 + index)
     target = rng.choice(targets)
     if rng.random() < HEADER_SHARE:
@@ -213,7 +225,7 @@ def plan_input(index: int, seed: int, targets: list[Target]) -> tuple[str, Calla
             except VidcodecError:
                 return "error"
             return "frame"
-        return kind, run
+        return kind, run, declared_work(header_bytes, target)
     kind = rng.choice(FRAME_MUTATIONS)
     poc = rng.randrange(FRAMES)
     data = mutate_frame(kind, target, poc, targets, rng)
@@ -226,7 +238,7 @@ def plan_input(index: int, seed: int, targets: list[Target]) -> tuple[str, Calla
         if not torch.isfinite(x_hat).all():
             raise AssertionError("non-finite picture")
         return "frame"
-    return kind, run
+    return kind, run, 1.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         **(IMAGE_CODEC_STREAMS if args.image_codecs else {})})
         targets = [Target(stream, checkpoint, intra_checkpoint) for stream, intra_checkpoint in streams.values()]
         if args.replay is not None:
-            kind, run = plan_input(args.replay, args.seed, targets)
+            kind, run, _ = plan_input(args.replay, args.seed, targets)
             print(kind, run())  # with its traceback if it fails
             return 0
         counts: Counter[tuple[str, str]] = Counter()
@@ -261,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGALRM, on_alarm)
         start = time.monotonic()
         for index in range(args.inputs):
-            kind, run = plan_input(index, args.seed, targets)
-            signal.setitimer(signal.ITIMER_REAL, args.timeout_s)
+            kind, run, work = plan_input(index, args.seed, targets)
+            signal.setitimer(signal.ITIMER_REAL, args.timeout_s * work)
             try:
                 outcome = run()
             except Timeout:

@@ -2,7 +2,9 @@
 
 Latents are grouped into v-tuples by scale index (quant/grouping.py). Each tuple is quantized to
 the nearest point of the unit-volume lattice and coded as the point's symbol in the PMF table of
-its scale (quant/tables.py), with compressai's rANS. A point missing from the table (pruned as
+its scale (quant/tables.py), with compressai's rANS. Under a factorized learned prior the "scale
+index" of a latent is its channel, and the tables integrate the channel's learned density
+(quant/learned_tables.py); the rest is the same. A point missing from the table (pruned as
 improbable) is coded as the escape symbol followed by its integer lattice coordinates, each with
 a wide discretized-Gaussian fallback model (compressai's bypass coding covers any integer beyond
 that model): every input stays codable, nothing is clipped.
@@ -10,11 +12,12 @@ that model): every input stays codable, nothing is clipped.
 Scales whose table would exceed MAX_TABLE_POINTS symbols (an estimate from the ball of radius
 where cells drop below the pruning threshold) are not lattice-coded: with 16-bit rANS precision
 every symbol costs at least 2^-16 of the probability mass, so huge tables waste rate. Their latents
-and the leftovers of the grouping are coded by scalar rounding with the Gaussian conditional's
-own tables, exactly as the baseline. The decoder knows every scale index before decoding y, so it
+and the leftovers of the grouping are coded by scalar rounding with the entropy model's own
+tables (the Gaussian conditional's, or the bottleneck's), exactly as the baseline. The decoder knows every scale index before decoding y, so it
 rebuilds the same grouping, tables and choices.
 
-Stream layout (one rANS string): tuple symbols, then scalar symbols, then escape coordinates.
+Stream layout (one rANS string): tuple symbols, then scalar symbols, then escape coordinates; a
+latent coded position by position (entropy/autoregressive_coder.py) has this layout per position.
 """
 
 from __future__ import annotations
