@@ -69,6 +69,7 @@ def test_lattice_tuples_group_channels_of_a_position_and_decode_bit_exactly(twin
         ours.attach_tools(CodingTools())
 
 
+@pytest.mark.slow
 def test_the_shift_uses_the_parameters_the_decoder_computed(twins, picture):
     ours, _ = twins
     ours.attach_tools(CodingTools(lattice="a2", quant_roles=frozenset({"intra"}),
@@ -94,6 +95,7 @@ def test_a_different_y_is_caught_by_the_guard_after_decoding(twins, picture):
         ours.decode_intra([coded.parts[0], other.parts[1]], SIZE, coded.entropy_hash)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tools", [CodingTools(), CodingTools(lattice="a3*", quant_roles=frozenset({"intra"}))])
 def test_hostile_parts_give_bitstream_errors_never_crashes(twins, picture, tools):
     """Parts a buggy or hostile encoder could write (valid CRC, garbage inside): the decoder

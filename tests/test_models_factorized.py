@@ -74,6 +74,7 @@ def test_the_shift_is_signalled_and_decoded_bit_exactly(twins):
         ours.attach_tools(CodingTools())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lattice, lattice_channels", [("a2", list(range(48))), ("a3*", list(range(24)))])
 def test_lattices_code_tuples_within_a_channel_bit_exactly(twins, lattice, lattice_channels):
     """Hex codes every channel; Oct only the narrow ones (a wide channel's table would exceed the

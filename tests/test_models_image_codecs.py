@@ -82,6 +82,7 @@ def test_zoo_weights_load_with_the_zoos_widths(tmp_path, monkeypatch):
     assert torch.equal(loaded.codec.g_a[0].weight, state_dict["g_a.0.weight"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_id, reference_class, config", [
     ("mbt2018", JointAutoregressiveHierarchicalPriors, {"N": 32, "M": 48}),
     ("cheng2020-attn", Cheng2020Attention, {"N": 32}),
