@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from compressai.ans import BufferedRansEncoder, RansDecoder
 
-from vidcodec.entropy.hyperprior_coder import CodedLatent
+from vidcodec.entropy.hyperprior_coder import CodedLatent, HyperpriorCoder
 
 
 @dataclass
@@ -43,26 +43,14 @@ class ContextParameters:
     table_digest: bytes = b""
 
 
-class AutoregressiveCoder:
+class AutoregressiveCoder(HyperpriorCoder):
     """Codes the y (and z) of a module with entropy_bottleneck, gaussian_conditional,
     hyper_encoder(y), hyper_decoder(z_hat) -> (1,2M,h,w) parameters, context_prediction (a
     compressai MaskedConv2d) and entropy_parameters (1x1 convolutions), such as CompressAI's
-    JointAutoregressiveHierarchicalPriors."""
+    JointAutoregressiveHierarchicalPriors. z, its padding and the lattice hook (y_coder) are
+    HyperpriorCoder's; y's parameters and coding are its own."""
 
     autoregressive = True
-
-    def __init__(self, hyperprior, hyper_stride: int) -> None:
-        self.hyperprior = hyperprior
-        self.hyper_stride = hyper_stride
-        self.y_coder = None  # optional LatticeLatentCoder; None = rounding
-
-    @property
-    def entropy_model(self):
-        """The compressai entropy model whose tables code y's rounded latents (lattice_coder.py)."""
-        return self.hyperprior.gaussian_conditional
-
-    def z_shape(self, y_shape: tuple[int, int]) -> tuple[int, int]:
-        return -(-y_shape[0] // self.hyper_stride), -(-y_shape[1] // self.hyper_stride)
 
     def _hyper_parameters(self, z_hat: torch.Tensor, y_shape: tuple[int, int]) -> torch.Tensor:
         return self.hyperprior.hyper_decoder(z_hat)[..., :y_shape[0], :y_shape[1]]
@@ -100,14 +88,8 @@ class AutoregressiveCoder:
         """y: (1,M,h,w) float32 latent from the analysis transform."""
         if context is not None:
             raise ValueError("an autoregressive image prior takes no context")
-        hp = self.hyperprior
-        y_shape = tuple(y.shape[-2:])
-        z_shape = self.z_shape(y_shape)
-        pad = (0, z_shape[1] * self.hyper_stride - y_shape[1], 0, z_shape[0] * self.hyper_stride - y_shape[0])
-        z = hp.hyper_encoder(F.pad(y, pad, mode="replicate") if any(pad) else y)
-        z_bytes = hp.entropy_bottleneck.compress(z)[0]
-        z_hat = hp.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
-        hyper = self._hyper_parameters(z_hat, y_shape)
+        z_bytes, z_hat = self._code_z(y)
+        hyper = self._hyper_parameters(z_hat, tuple(y.shape[-2:]))
         symbols: list[int] = []
         table_ids: list[int] = []
         tables = self.y_coder.serial_tables() if self.y_coder is not None else None
@@ -160,9 +142,3 @@ class AutoregressiveCoder:
     def table_digest(self, scale_indexes: torch.Tensor) -> bytes:
         raise NotImplementedError("an autoregressive coder's table digest is known after decoding y "
                                   "(ContextParameters.table_digest)")
-
-    def entropy_gradient(self, y_hat: torch.Tensor, params) -> torch.Tensor:
-        """d/dy [-log P(y)] at y_hat under the mean and scale each element was coded with."""
-        from vidcodec.latent_shift import entropy_gradient
-
-        return entropy_gradient(y_hat, params.mu, params.sigma, self.y_coder is not None)

@@ -95,11 +95,7 @@ class HyperpriorCoder:
         """y: (1,C,h,w) float32 latent from the analysis transform."""
         hp = self.hyperprior
         y_shape = tuple(y.shape[-2:])
-        z_shape = self.z_shape(y_shape)
-        pad = (0, z_shape[1] * self.hyper_stride - y_shape[1], 0, z_shape[0] * self.hyper_stride - y_shape[0])
-        z = hp.hyper_encoder(F.pad(y, pad, mode="replicate") if any(pad) else y)
-        z_bytes = hp.entropy_bottleneck.compress(z)[0]
-        z_hat = hp.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
+        z_bytes, z_hat = self._code_z(y)
         mu, sigma, scale_indexes = self._entropy_parameters(z_hat, y_shape, context)
         if self.y_coder is not None:
             y_bytes, y_hat, digest = self.y_coder.encode(y, mu, scale_indexes)
@@ -107,6 +103,16 @@ class HyperpriorCoder:
         y_symbols = torch.round(y - mu)
         y_bytes = hp.gaussian_conditional.compress(y_symbols + mu, scale_indexes, mu)[0]
         return CodedLatent(z_bytes, y_bytes, y_symbols + mu, mu, sigma, scale_indexes)
+
+    def _code_z(self, y: torch.Tensor) -> tuple[bytes, torch.Tensor]:
+        """(z's bytes, z_hat as the decoder will hold it) of a latent y (1,C,h,w)."""
+        hp = self.hyperprior
+        y_shape = tuple(y.shape[-2:])
+        z_shape = self.z_shape(y_shape)
+        pad = (0, z_shape[1] * self.hyper_stride - y_shape[1], 0, z_shape[0] * self.hyper_stride - y_shape[0])
+        z = hp.hyper_encoder(F.pad(y, pad, mode="replicate") if any(pad) else y)
+        z_bytes = hp.entropy_bottleneck.compress(z)[0]
+        return z_bytes, hp.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
 
     def decode_side(self, z_bytes: bytes, y_shape: tuple[int, int],
                     context: torch.Tensor | None = None) -> EntropyParameters:

@@ -87,30 +87,21 @@ class ImageCodec(FrameCodec):
         return "intra"
 
 
-class Mbt2018MeanCodec(MeanScaleHyperprior, ImageCodec):
-    """CompressAI's mbt2018-mean (N, M channels; the zoo's q1..q4 are N=128, M=192)."""
+class _HyperpriorImageCodec(ImageCodec):
+    """Coding, decoding and training forward of CompressAI's hyperprior image models (mbt2018-mean,
+    mbt2018, cheng2020-attn): listed first among a codec's bases, before ``compressai_class``, whose
+    training forward it runs. A frame is one latent's z and y; the codec sets latent_coders."""
 
     pad_multiple = 16  # g_a: 4 stride-2 layers
     crop_multiple = 64  # h_a: 2 more
-    model_name = "mbt2018-mean"
-
-    def __init__(self, N: int = 128, M: int = 192) -> None:
-        super().__init__(N=N, M=M)
-        self.N, self.M = N, M
-        self.latent_coders = {"intra": HyperpriorCoder(_MeanScaleView(self), hyper_stride=4)}
-
-    def config(self) -> dict:
-        return {"N": self.N, "M": self.M}
+    compressai_class: type
 
     def forward(self, frames: list[torch.Tensor], stage: str = "intra") -> TrainingOutput:
         """Codes frames[0] (an image codec has the curriculum stage "intra" only)."""
         if stage != "intra":
             raise ValueError(f"stage='{stage}': {self.model_name} is an image codec, its only stage is 'intra'")
-        y = self.g_a(frames[0])
-        z_hat, z_likelihoods = self.entropy_bottleneck(self.h_a(y))
-        scales, means = self.h_s(z_hat).chunk(2, 1)
-        y_hat, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
-        return TrainingOutput([self.g_s(y_hat)], [{"intra": {"y": y_likelihoods, "z": z_likelihoods}}])
+        output = self.compressai_class.forward(self, frames[0])
+        return TrainingOutput([output["x_hat"]], [{"intra": output["likelihoods"]}])
 
     def _picture(self, y_hat: torch.Tensor) -> torch.Tensor:
         return self.g_s(y_hat).clamp(0.0, 1.0)
@@ -125,6 +116,21 @@ class Mbt2018MeanCodec(MeanScaleHyperprior, ImageCodec):
         y_shape = (frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple)
         return self._picture(self.decode_single_latent("intra", self.intra_part_names, "I", parts, y_shape,
                                                        expected_hash, shift_indexes))
+
+
+class Mbt2018MeanCodec(_HyperpriorImageCodec, MeanScaleHyperprior):
+    """CompressAI's mbt2018-mean (N, M channels; the zoo's q1..q4 are N=128, M=192)."""
+
+    model_name = "mbt2018-mean"
+    compressai_class = MeanScaleHyperprior
+
+    def __init__(self, N: int = 128, M: int = 192) -> None:
+        super().__init__(N=N, M=M)
+        self.N, self.M = N, M
+        self.latent_coders = {"intra": HyperpriorCoder(_MeanScaleView(self), hyper_stride=4)}
+
+    def config(self) -> dict:
+        return {"N": self.N, "M": self.M}
 
 
 class Bmshj2018FactorizedCodec(FactorizedPrior, ImageCodec):
@@ -189,60 +195,30 @@ class _JointView(_MeanScaleView):
         return self.model.entropy_parameters
 
 
-class _JointAutoregressiveCodec(ImageCodec):
-    """Coding, decoding and training forward of CompressAI's JointAutoregressiveHierarchicalPriors
-    family (mbt2018, cheng2020-attn): listed first among a codec's bases, before the CompressAI class."""
-
-    pad_multiple = 16  # g_a: 4 stride-2 layers
-    crop_multiple = 64  # h_a: 2 more
-
-    def _attach_coder(self) -> None:
-        self.latent_coders = {"intra": AutoregressiveCoder(_JointView(self), hyper_stride=4)}
-
-    def forward(self, frames: list[torch.Tensor], stage: str = "intra") -> TrainingOutput:
-        """Codes frames[0] (an image codec has the curriculum stage "intra" only)."""
-        if stage != "intra":
-            raise ValueError(f"stage='{stage}': {self.model_name} is an image codec, its only stage is 'intra'")
-        output = JointAutoregressiveHierarchicalPriors.forward(self, frames[0])
-        return TrainingOutput([output["x_hat"]], [{"intra": output["likelihoods"]}])
-
-    def _picture(self, y_hat: torch.Tensor) -> torch.Tensor:
-        return self.g_s(y_hat).clamp(0.0, 1.0)
-
-    @torch.no_grad()
-    def encode_intra(self, x: torch.Tensor, picture: PictureBox | None = None) -> CodedFrame:
-        return self.encode_single_latent("intra", self.intra_part_names, self.g_a(x), self._picture, x, picture)[0]
-
-    @torch.no_grad()
-    def decode_intra(self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,
-                     shift_indexes: tuple[int, ...] = (), picture: PictureBox | None = None) -> torch.Tensor:
-        y_shape = (frame_shape[0] // self.pad_multiple, frame_shape[1] // self.pad_multiple)
-        return self._picture(self.decode_single_latent("intra", self.intra_part_names, "I", parts, y_shape,
-                                                       expected_hash, shift_indexes))
-
-
-class Mbt2018Codec(_JointAutoregressiveCodec, JointAutoregressiveHierarchicalPriors):
+class Mbt2018Codec(_HyperpriorImageCodec, JointAutoregressiveHierarchicalPriors):
     """CompressAI's mbt2018 (N, M channels; the zoo's q1..q4 are N=M=192)."""
 
     model_name = "mbt2018"
+    compressai_class = JointAutoregressiveHierarchicalPriors
 
     def __init__(self, N: int = 192, M: int = 192) -> None:
         super().__init__(N=N, M=M)
         self.N, self.M = N, M
-        self._attach_coder()
+        self.latent_coders = {"intra": AutoregressiveCoder(_JointView(self), hyper_stride=4)}
 
     def config(self) -> dict:
         return {"N": self.N, "M": self.M}
 
 
-class Cheng2020AttnCodec(_JointAutoregressiveCodec, Cheng2020Attention):
+class Cheng2020AttnCodec(_HyperpriorImageCodec, Cheng2020Attention):
     """CompressAI's cheng2020-attn (N channels throughout; the zoo's q1..q3 are N=128, q4..q6 N=192)."""
 
     model_name = "cheng2020-attn"
+    compressai_class = Cheng2020Attention
 
     def __init__(self, N: int = 128) -> None:
         super().__init__(N=N)
-        self._attach_coder()
+        self.latent_coders = {"intra": AutoregressiveCoder(_JointView(self), hyper_stride=4)}
 
     def config(self) -> dict:
         return {"N": self.N}
