@@ -22,6 +22,26 @@ def test_checkpoint_round_trip_keeps_hash_and_provenance(tmp_path):
     assert torch.equal(first.codec.img_encoder[0].weight, weight.half().float())
 
 
+@pytest.mark.parametrize("model_id, config", [("ssf-small", {"mid_planes": 16, "latent_planes": 16}),
+                                              ("dcvc-small", {"features": 16, "latent": 16}),
+                                              ("mbt2018-mean", {"N": 16, "M": 16})])
+def test_loaded_model_holds_every_saved_tensor(tmp_path, model_id, config):
+    """Loading skips random initialization where it can (the meta device; GDN models are built the
+    ordinary way): every tensor of the loaded model is the file's, the derived CDF tables are rebuilt,
+    and nothing is left on the meta device."""
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "m.pt", build_model(model_id, **config), model_id, {})
+    saved = torch.load(tmp_path / "m.pt", weights_only=True)["state_dict"]
+    loaded = load_model(model_id, checkpoint=tmp_path / "m.pt").codec
+    tensors = [*loaded.parameters(), *loaded.buffers()]
+    assert tensors and all(tensor.device.type == "cpu" for tensor in tensors)
+    state = loaded.state_dict()
+    for name, tensor in saved.items():
+        assert torch.equal(state[name], tensor.to(state[name].dtype)), name
+    tables = [name for name in state if name.endswith("_quantized_cdf") and name not in saved]
+    assert tables and all(state[name].abs().sum() > 0 for name in tables)
+
+
 def test_hash_changes_with_weights():
     torch.manual_seed(0)
     a = build_model("ssf-small", mid_planes=16, latent_planes=16)

@@ -198,10 +198,29 @@ def _read_file(path: Path) -> dict:
     return data
 
 
+def _build_without_init(model_id: str, config: dict) -> FrameCodec:
+    """build_model without the random initialization that load_state_dict overwrites (0.14 s for ssf's
+    34 M parameters, more than a 1080p frame's metrics): built on the meta device, then given memory
+    without values. A strict load_state_dict writes every parameter and persistent buffer; a model
+    with tensors a state dict does not hold (non-persistent buffers, plain tensor attributes) would
+    keep garbage in them, so such a model is built the ordinary way, as is one whose construction needs
+    values (CompressAI's GDN computes its parametrization from tensors it makes on the CPU); a real
+    error in the model's construction is raised by the ordinary build."""
+    try:
+        with torch.device("meta"):
+            model = build_model(model_id, **config)
+    except RuntimeError:
+        return build_model(model_id, **config)
+    for module in model.modules():
+        if module._non_persistent_buffers_set or any(isinstance(v, torch.Tensor) for v in vars(module).values()):
+            return build_model(model_id, **config)
+    return model.to_empty(device="cpu")
+
+
 def _instantiate(model_id: str, config: dict, state_dict: dict, where: str) -> FrameCodec:
     from compressai.zoo.pretrained import load_pretrained  # key renames of old CompressAI files
 
-    model = build_model(model_id, **config)
+    model = _build_without_init(model_id, config)
     state_dict = load_pretrained(state_dict)
     missing_tables = [k for k in model.state_dict() if k.endswith(DERIVED_BUFFER_SUFFIXES) and k not in state_dict]
     if missing_tables:
