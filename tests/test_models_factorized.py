@@ -1,14 +1,13 @@
 """bmshj2018-factorized (models/image_codecs.py, entropy/factorized_coder.py): CompressAI's bytes,
-the latent shift along its learned densities' gradient, Hex/Oct over learned densities, zoo loading."""
+the latent shift along its learned densities' gradient, Hex/Oct over learned densities."""
 
 import pytest
 import torch
 from compressai.models import FactorizedPrior
-from compressai.zoo.image import model_urls
 
 from vidcodec.bitstream.errors import DecoderDesyncError
 from vidcodec.errors import ConfigError
-from vidcodec.models.registry import build_model, load_model
+from vidcodec.models.registry import build_model
 from vidcodec.tools import CodingTools, ShiftSettings, roles_mask
 
 CHANNEL_SCALES = torch.tensor([0.8] * 24 + [3.0] * 24).reshape(1, 48, 1, 1)
@@ -132,15 +131,3 @@ def test_training_forward_is_compressais(twins):
     expected = reference(x)
     assert torch.equal(output.x_hat[0], expected["x_hat"])
     assert torch.equal(output.likelihoods[0]["intra"]["y"], expected["likelihoods"]["y"])
-
-
-def test_zoo_weights_load_with_the_zoos_widths(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    torch.manual_seed(0)
-    state_dict = FactorizedPrior(N=192, M=320).state_dict()
-    file_name = model_urls["bmshj2018-factorized"]["mse"][6].rsplit("/", 1)[-1]
-    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
-    torch.save(state_dict, tmp_path / "hub" / "checkpoints" / file_name)
-    loaded = load_model("bmshj2018-factorized", quality=6, pretrained=True)
-    assert loaded.codec.config() == {"N": 192, "M": 320}
-    assert torch.equal(loaded.codec.g_a[0].weight, state_dict["g_a.0.weight"])
