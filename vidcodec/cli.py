@@ -313,6 +313,11 @@ def run_train(args: argparse.Namespace) -> int:
         trainer = Trainer(config, args.out, ctx)
         max_wall_s = None if args.max_minutes is None else 60 * args.max_minutes
         trainer.run(progress=not args.quiet, max_steps=args.max_steps, max_wall_s=max_wall_s)
+        if trainer.stopped_by:
+            if ctx.is_main:
+                print(f"stopped by {trainer.stopped_by} at step {trainer.step}, checkpointed in "
+                      f"{trainer.state_path}; the same command resumes (no export)", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if args.export and ctx.is_main:
             trainer.export(args.export)
             print(f"exported step {trainer.step} to {args.export}")

@@ -12,6 +12,7 @@ No torch here: workers import numpy, scipy and PyAV only; the trainer turns arra
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -41,6 +42,12 @@ def training_batch(spec: BatchSpec, rank: int, step: int) -> np.ndarray:
     return np.ascontiguousarray(np.stack(clips, axis=1))
 
 
+def _leave_interrupts_to_the_trainer() -> None:
+    """A terminal's Ctrl-C reaches the whole process group: the trainer finishes its step and
+    checkpoints (stop_request.py), which needs its workers alive until it closes them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class BatchPrefetcher:
     """``get(step)`` returns training_batch(spec, rank, step); with ``workers`` > 0 the next ``depth``
     batches are being made in worker processes meanwhile (in line with 0 workers)."""
@@ -49,7 +56,8 @@ class BatchPrefetcher:
         self.spec, self.rank, self.depth = spec, rank, max(depth, 1)
         # spawn, not fork: the trainer process holds OpenMP threads (torch) that a fork would copy
         # in a locked state.
-        self._pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                          initializer=_leave_interrupts_to_the_trainer)
                       if workers > 0 else None)
         self._pending: dict[int, Future] = {}
 

@@ -10,7 +10,8 @@ on the auxiliary loss.
 
 State (model, both optimizers, scheduler, RNG states, step) goes to ``OUT/last.pt`` every
 ``checkpoint_every_s`` seconds, written to a temporary name and renamed, so a kill -9 loses at most one
-interval. ``train`` resumes from it when it exists.
+interval; Ctrl-C or SIGTERM loses nothing (the step under way finishes, then a checkpoint is written).
+``train`` resumes from it when it exists.
 
 Training runs on the GPU when there is one, else on the CPU. Under torchrun it is data-parallel
 (distributed.py): every process draws its own clips, ``batch_size`` clips per process (the global
@@ -51,6 +52,7 @@ from vidcodec.tools import QUANT_SCOPES
 from vidcodec.train.batches import BatchPrefetcher, BatchSpec
 from vidcodec.train.curriculum import frame_count_problem, get_stage
 from vidcodec.train.lattice_loop import install_lattice_in_the_loop
+from vidcodec.train.stop_request import StopRequest
 from vidcodec.train.synthetic import CLIP_MIX, DATA_RECIPE_VERSION, clip_mix_problem, random_clip
 
 
@@ -269,6 +271,7 @@ class Trainer:
         self.step = 0
         self.wall_s = 0.0
         self.state_path = self.out_dir / "last.pt"
+        self.stopped_by: str | None = None  # the signal that stopped the last run() early (stop_request.py)
         self.log_path = self.out_dir / "train_log.jsonl"
         if self.state_path.exists():
             self._resume()
@@ -414,7 +417,8 @@ class Trainer:
 
     def run(self, progress: bool = True, max_steps: int | None = None, max_wall_s: float | None = None) -> None:
         """Train until config.steps (or ``max_steps`` more steps, or ``max_wall_s`` seconds of this
-        call's wall time, for a machine lent for a few minutes), checkpointing as it goes."""
+        call's wall time, for a machine lent for a few minutes), checkpointing as it goes. SIGINT or
+        SIGTERM ends it after the step under way, checkpointed, with ``stopped_by`` set."""
         from tqdm import tqdm
 
         target = self.config.steps if max_steps is None else min(self.config.steps, self.step + max_steps)
@@ -427,7 +431,9 @@ class Trainer:
         batches = BatchPrefetcher(batch_spec(self.config), self.ctx.rank, self.config.data_workers)
         try:
             deadline = None if max_wall_s is None else time.monotonic() + max_wall_s
-            self._loop(target, batches, val_batches, bar, last_save, deadline)
+            with StopRequest() as stop:
+                self._loop(target, batches, val_batches, bar, last_save, deadline, stop)
+            self.stopped_by = stop.signal_name
         finally:
             batches.close()
         bar.close()
@@ -436,11 +442,12 @@ class Trainer:
             plot_training_log(self.log_path, self.out_dir / "loss.png")
 
     def _loop(self, target: int, batches: BatchPrefetcher, val_batches: list, bar, last_save: float,
-              deadline: float | None = None) -> None:
+              deadline: float | None, stop: StopRequest) -> None:
         is_main = self.ctx.is_main
         while self.step < target:
-            # On rank 0's clock, so that every rank stops at the same step.
-            if deadline is not None and main_rank_decides(time.monotonic() >= deadline, self.ctx):
+            # On rank 0's clock and signals, so that every rank stops at the same step.
+            out_of_time = deadline is not None and time.monotonic() >= deadline
+            if main_rank_decides(out_of_time or stop.requested, self.ctx):
                 break
             start = time.monotonic()
             metrics = self.train_step(batches)
