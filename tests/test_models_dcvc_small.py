@@ -14,7 +14,7 @@ from vidcodec.config import load_config
 from vidcodec.io.color import rgb_to_yuv420
 from vidcodec.io.yuv import SequenceGeometry, YuvReader, YuvWriter
 from vidcodec.models.dcvc_small import DcvcSmallCodec
-from vidcodec.models.registry import build_model, load_model, save_checkpoint
+from vidcodec.models.registry import build_model, load_model, save_checkpoint, shipped_checkpoint_path
 from vidcodec.pipeline import decode_sequence, encode_sequence
 from vidcodec.tools import CodingTools
 from vidcodec.train.distributed import single_process_context
@@ -86,10 +86,11 @@ def test_the_trainer_trains_it_with_the_lattice_in_the_loop(tmp_path):
     assert load_model("dcvc-small", checkpoint=tmp_path / "m.pt").codec.config() == SMALL
 
 
-def test_the_kept_training_checkpoint_loads_with_its_provenance():
-    """training/dcvc-small-q3-17440steps.pt: where the next dcvc-small run starts (README)."""
-    path = Path(__file__).resolve().parent.parent / "training" / "dcvc-small-q3-17440steps.pt"
-    loaded = load_model("dcvc-small", checkpoint=path)
-    assert path.stat().st_size < 10 * 2**20
+@pytest.mark.parametrize("quality, lmbda", [(1, 0.0018), (2, 0.0035), (3, 0.0067), (4, 0.013)])
+def test_the_shipped_ladder_loads_with_its_provenance(quality, lmbda):
+    """vidcodec/weights/dcvc-small-qN.pt: each rate point fine-tuned from the 17,440-step q3 (README)."""
+    loaded = load_model("dcvc-small", quality=quality)
+    assert shipped_checkpoint_path("dcvc-small", quality).stat().st_size < 10 * 2**20
     stages = loaded.provenance["curriculum"]
-    assert [(s["stage"], s["steps"], s["lmbda"]) for s in stages] == [("chains", 11706, 0.0067), ("chains", 5734, 0.0067)]
+    assert [(s["stage"], s["steps"], s["lmbda"]) for s in stages[:2]] == [("chains", 11706, 0.0067), ("chains", 5734, 0.0067)]
+    assert stages[-1]["lmbda"] == lmbda and loaded.provenance["train_config"]["lmbda"] == lmbda
