@@ -3,7 +3,6 @@ the desync guard, and bit-exact coding with Oct-Quant and the latent shift on it
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
