@@ -40,7 +40,8 @@ class StopRequest:
 
     def _restore(self) -> None:
         for number, handler in self._previous.items():
-            signal.signal(number, handler)
+            # None: a handler installed outside Python, which cannot be put back; the default is.
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
         self._previous.clear()
 
     def __exit__(self, *exc_info) -> None:
