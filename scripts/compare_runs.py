@@ -2,7 +2,8 @@
 
 `vidcodec bdrate` compares the configurations of one run. This merges several runs (each made by
 `vidcodec eval --weights ...`), renaming each configuration to LABEL:CONFIG, and writes the same
-tables (bdrate.md, bdrate.csv, bdpsnr.csv, gains_per_rate.csv) against one of them:
+tables (bdrate.md, bdrate.csv, bdpsnr.csv, gains_per_rate.csv) against one of them, and the RD curves
+of all of them (plots/rd_<metric>_seq-<sequence>.png, plots/rd_<metric>_average.png):
 
     .venv/bin/python scripts/compare_runs.py sq=results/sq oct=results/oct --anchor sq:baseline --out results/cmp
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vidcodec.eval.plots import plot_rd_curves
 from vidcodec.eval.report import write_report
 from vidcodec.eval.results import load_results
 
@@ -50,6 +52,7 @@ def main() -> None:
                 row = {**row, "bpp": row["bpp" + suffix], args.metric: row[args.metric + suffix]}
             rows.append({**row, "config": f"{label}:{row['config']}"})
     written = write_report(rows, args.out, anchor=args.anchor, metric=args.metric)
+    plot_rd_curves(rows, Path(args.out) / "plots", metric=args.metric)
     print(Path(written["bdrate.md"]).read_text())
 
 

@@ -36,6 +36,8 @@ def test_pools_rate_points_of_one_label_and_compares_labels(tmp_path):
     assert list(table[0]) == ["sequence", "tuned:baseline"]  # --only dropped the oct curves
     assert [row["sequence"] for row in table] == ["Beauty", "Average"]
     assert float(table[0]["tuned:baseline"]) == pytest.approx(-10.0)  # 10% fewer bits at every quality
+    plots = sorted(path.name for path in (tmp_path / "out" / "plots").iterdir())
+    assert plots == ["rd_psnr_rgb_average.png", "rd_psnr_rgb_seq-Beauty.png"]
 
 
 def test_the_same_rate_point_twice_under_one_label_is_refused(tmp_path):
