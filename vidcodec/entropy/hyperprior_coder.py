@@ -62,6 +62,8 @@ class HyperpriorCoder:
     The module's CDF tables must be up to date (``model.update(force=True)`` after loading weights).
     """
 
+    autoregressive = False  # y coded all at once (AutoregressiveCoder: position by position)
+
     def __init__(self, hyperprior: nn.Module, hyper_stride: int) -> None:
         self.hyperprior = hyperprior
         # z is 1/hyper_stride of y per side. y of any size is coded: the hyper-encoder sees y padded

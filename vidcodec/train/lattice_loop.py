@@ -132,7 +132,7 @@ def install_lattice_in_the_loop(model, lattice_name: str, scope: str = "residual
     for role, coder in model.latent_coders.items():
         if role not in QUANT_SCOPES[scope]:
             continue
-        if not isinstance(coder, HyperpriorCoder) or getattr(coder, "autoregressive", False):
+        if not isinstance(coder, HyperpriorCoder) or coder.autoregressive:
             raise ConfigError(f"--lattice {lattice_name}: lattice training is built for Gaussian hyperpriors; "
                               f"the {role} latent of this model has a {type(coder).__name__}")
         hyperprior = coder.hyperprior
