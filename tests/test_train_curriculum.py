@@ -101,3 +101,24 @@ def test_cli_names_a_malformed_init_role(tmp_path, capsys):
 def test_crops_too_small_for_the_hyperprior_are_warned_about():
     with pytest.warns(UserWarning, match="crop=128: the hyperprior's z is 1 x 1"):
         TrainConfig(crop=128).validate()
+
+
+def test_warm_start_copies_the_transforms_another_model_shares(tmp_path):
+    image = dict(TINY, model_config={"N": 16, "M": 24}, stage="intra", clip_frames=1)
+    donor = Trainer(TrainConfig(model="bmshj2018-factorized-small", **image), tmp_path / "fact")
+    donor.run(progress=False)
+    donor.export(tmp_path / "fact.pt")
+    fact = load_model("bmshj2018-factorized-small", checkpoint=tmp_path / "fact.pt").codec.state_dict()
+    mean = Trainer(TrainConfig(model="mbt2018-mean-small", warm_start_from=str(tmp_path / "fact.pt"), **image),
+                   tmp_path / "mean")
+    state = mean.model.state_dict()
+    assert torch.equal(state["g_a.0.weight"], fact["g_a.0.weight"])
+    assert torch.equal(state["g_s.6.weight"], fact["g_s.6.weight"])
+    # The factorized prior's density (over y's 24 channels) does not fit the hyperprior's (z's 16).
+    assert state["entropy_bottleneck.matrices.0"].shape != fact["entropy_bottleneck.matrices.0"].shape
+    [stage] = mean.earlier_stages
+    assert stage["stage"] == "intra" and stage["warm_start"]["modules"] == ["g_a", "g_s"]
+    with pytest.raises(ConfigError, match="warm_start_from and init_from exclude each other"):
+        TrainConfig(model="mbt2018-mean-small", init_from="a.pt", warm_start_from="b.pt").validate()
+    with pytest.raises(ConfigError, match="no parameter of model 'bmshj2018-factorized-small' has a name"):
+        Trainer(TrainConfig(warm_start_from=str(tmp_path / "fact.pt"), **TINY), tmp_path / "ssf")

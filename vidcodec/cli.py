@@ -270,6 +270,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-from", help="checkpoint to start from (fine-tuning another rate point)")
     parser.add_argument("--init-role", action="append", metavar="ROLE=PATH",
                         help="take the parameters of ROLE (intra or inter) from PATH instead of --init-from; repeatable")
+    parser.add_argument("--warm-start", metavar="PATH",
+                        help="copy the parameters of PATH's model (any model) whose names and shapes match, "
+                             "e.g. g_a/g_s of a bmshj2018-factorized-small into mbt2018-mean-small")
     parser.add_argument("--stage", help="curriculum stage: intra, pairs or chains (overrides the config's)")
     parser.add_argument("--seed", type=int, help="seed of weights, clips and noise (overrides the config's)")
     parser.add_argument("--clip-mix", metavar="SOURCE=FRACTION,...",
@@ -306,6 +309,7 @@ def run_train(args: argparse.Namespace) -> int:
         except ValueError:
             raise ConfigError(f"--clip-mix {args.clip_mix!r} (expected SOURCE=FRACTION,..., e.g. photo=0.65,dead_leaves=0.35)") from None
     overrides = {"lmbda": args.lmbda, "clip_mix": clip_mix, "data_workers": args.data_workers, "steps": args.steps, "init_from": args.init_from, "seed": args.seed,
+                 "warm_start_from": args.warm_start,
                  "lattice": args.lattice, "stage": args.stage, "init_roles_from": init_roles or None}
     config = load_train_config(args.config, overrides)
     ctx = init_distributed()

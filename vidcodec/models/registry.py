@@ -87,6 +87,18 @@ MODELS: dict[str, ModelSpec] = {
         description="image codec: CompressAI's mbt2018-mean (mean-scale hyperprior), I-frames only",
         zoo_name="mbt2018-mean",
     ),
+    # Small image codecs the project trains (configs/train/*-small.yaml); shipped weights
+    # vidcodec/weights/<id>-q<Q>.pt. Same classes and state-dict keys as CompressAI's, narrow widths.
+    "bmshj2018-factorized-small": ModelSpec(
+        builder=Bmshj2018FactorizedCodec,
+        default_config={"N": 64, "M": 96},
+        description="image codec: bmshj2018-factorized with narrow layers (N=64, M=96), I-frames only",
+    ),
+    "mbt2018-mean-small": ModelSpec(
+        builder=Mbt2018MeanCodec,
+        default_config={"N": 64, "M": 96},
+        description="image codec: mbt2018-mean with narrow layers (N=64, M=96), I-frames only",
+    ),
     "mbt2018": ModelSpec(
         builder=Mbt2018Codec,
         default_config={"N": 192, "M": 192},
@@ -287,6 +299,15 @@ def load_model(
         loaded.quality, loaded.source = quality, f"shipped {path.name}"
         return loaded
     return LoadedModel(model, model_id, quality or 0, state_dict_hash(model), source, provenance)
+
+
+def checkpoint_model_id(path: str | Path) -> str:
+    """The model id a vidcodec checkpoint was written for (load_model(that id, checkpoint=path))."""
+    data = _read_file(Path(path))
+    if data.get("format") != CHECKPOINT_FORMAT or data.get("model_id") not in MODELS:
+        raise CheckpointError(f"checkpoint {path} is not a vidcodec checkpoint of a known model "
+                              f"(its model_id: {data.get('model_id')!r})")
+    return data["model_id"]
 
 
 def _load_weightless(model_id: str, quality: int | None, checkpoint, pretrained: bool) -> LoadedModel:

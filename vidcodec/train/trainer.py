@@ -57,7 +57,7 @@ from vidcodec.train.synthetic import CLIP_MIX, DATA_RECIPE_VERSION, clip_mix_pro
 
 
 # What a run directory's last.pt must agree on with the command that resumes it.
-RUN_IDENTITY_KEYS = ("model", "model_config", "stage", "init_from", "init_roles_from", "lattice")
+RUN_IDENTITY_KEYS = ("model", "model_config", "stage", "init_from", "init_roles_from", "warm_start_from", "lattice")
 # A hyperprior sees crop / crop_multiple values of z per side (SSF: 2 x 2 at 256, CompressAI's training
 # crop); with 1 x 1 it learns entropy parameters for that case only.
 SMALLEST_SAFE_Z_SIDE = 2
@@ -94,6 +94,10 @@ class TrainConfig:
     # Role -> checkpoint whose parameters of that role replace init_from's, e.g. {"intra": "a.pt"}:
     # assembles a rate point from an intra path trained in one run and an inter path from another.
     init_roles_from: dict = field(default_factory=dict)
+    # Checkpoint of any model whose parameters with the same names and shapes are copied into this one
+    # before training: a head start, e.g. mbt2018-mean-small's analysis and synthesis transforms (g_a,
+    # g_s: CompressAI's same modules at the same widths) from a trained bmshj2018-factorized-small.
+    warm_start_from: str | None = None
     # Lattice in the loop (lattice_loop.py): e.g. "a3*" trains the hyperpriors of lattice_scope with
     # straight-through lattice points for the decoder and lattice-cell noise for the entropy model,
     # cell probabilities estimated from lattice_samples quasi-Monte-Carlo points. None: rounding.
@@ -108,6 +112,8 @@ class TrainConfig:
         unknown_roles = sorted(set(self.init_roles_from) - {"intra", "inter"})
         if unknown_roles:
             problems.append(f"init_roles_from has roles {', '.join(unknown_roles)} (expected intra, inter)")
+        if self.warm_start_from and self.init_from:
+            problems.append("warm_start_from and init_from exclude each other (init_from loads every parameter)")
         if self.init_roles_from and not self.init_from:
             problems.append("init_roles_from needs init_from (the checkpoint for the other roles)")
         if self.clip_mix is not None and clip_mix_problem(self.clip_mix):
@@ -247,6 +253,8 @@ class Trainer:
             self.earlier_stages = curriculum_record(initial.provenance)
         for role, path in sorted(config.init_roles_from.items()):
             self._load_role(role, path)
+        if config.warm_start_from:
+            self._warm_start(config.warm_start_from)
         if config.lattice is not None:
             install_lattice_in_the_loop(self.model, config.lattice, config.lattice_scope, config.lattice_samples)
         self.model.to(self.ctx.device)
@@ -299,6 +307,25 @@ class Trainer:
         self.earlier_stages = self.earlier_stages + [
             {**record, "role": role} for record in curriculum_record(donor.provenance)
         ]
+
+    def _warm_start(self, path: str) -> None:
+        """Copy the parameters of another model's checkpoint whose names and shapes match this model's."""
+        from vidcodec.models.registry import checkpoint_model_id, load_model
+
+        donor = load_model(checkpoint_model_id(path), checkpoint=path)
+        own = dict(self.model.named_parameters())
+        copied = {name: value for name, value in donor.codec.named_parameters()
+                  if name in own and own[name].shape == value.shape}
+        if not copied:
+            raise ConfigError(f"warm_start_from {path}: no parameter of model '{donor.model_id}' has a name "
+                              f"and shape of model '{self.config.model}'")
+        with torch.no_grad():
+            for name, value in copied.items():
+                own[name].copy_(value)
+        modules = sorted({name.split(".")[0] for name in copied})
+        self.earlier_stages = [{**record, "warm_start": {"model": donor.model_id, "modules": modules,
+                                                         "parameters": len(copied)}}
+                               for record in curriculum_record(donor.provenance)]
 
     # --- state ---------------------------------------------------------------------------
     def _rng_state(self) -> dict:
