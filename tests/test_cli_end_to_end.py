@@ -262,7 +262,8 @@ def test_lattice_quantizer_scopes_round_trip_and_change_the_coded_latents(worksp
     for name in ("residual", scope):
         # The shipped model: a random tiny model's motion latents code to the same bytes either way.
         stream = tmp_path / name
-        assert encode_main([str(sequence), "--quality", "3", "--frames", "2", "--quant", "hex", "--quant-scope", name,
+        assert encode_main([str(sequence), "--model", "ssf-small", "--quality", "3", "--frames", "2", "--quant", "hex",
+                            "--quant-scope", name,
                             "--out", str(stream), "--recon", str(tmp_path / f"{name}.yuv"), "--quiet"]) == 0
         assert decode_main([str(stream), "-o", str(tmp_path / f"{name}_decoded.yuv"), "--quiet"]) == 0
         assert (tmp_path / f"{name}_decoded.yuv").read_bytes() == (tmp_path / f"{name}.yuv").read_bytes()

@@ -55,7 +55,7 @@ def dataset(tmp_path_factory):
 def request(dataset, out: Path, **options) -> EvalRequest:
     dataset_file, weights = dataset
     values = dict(dataset=dataset_file, configs=["baseline", "oct"], qualities=[1, 2], out_dir=out,
-                  frames=3, intra_period=2, weights_dir=weights, serial=True, progress=False)
+                  frames=3, intra_period=2, model="ssf-small", weights_dir=weights, serial=True, progress=False)
     values.update(options)
     return EvalRequest(**values)
 
@@ -274,3 +274,14 @@ def test_an_x265_intra_run_codes_its_i_frames_with_x265_and_its_qps_are_in_the_i
         spec, default_config={**spec.default_config, "qp_by_quality": [30, 29, 28, 27]}))
     after = [job.parameters() for job in plan_jobs(plan, prepare_inputs(plan))]
     assert before != after
+
+
+def test_the_model_defaults_to_the_one_the_weights_directory_holds(tmp_path):
+    from vidcodec.cli import model_of_weights_dir
+
+    assert model_of_weights_dir(None) is None
+    (tmp_path / "ssf-small-q1.pt").touch()
+    (tmp_path / "ssf-small-q2.pt").touch()
+    assert model_of_weights_dir(tmp_path) == "ssf-small"
+    (tmp_path / "mbt2018-mean-small-q1.pt").touch()
+    assert model_of_weights_dir(tmp_path) is None  # two models: the config's, as without --weights

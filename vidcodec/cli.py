@@ -49,8 +49,9 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bit-depth", type=int, choices=(8, 10), help="sample bit depth of a raw file")
     parser.add_argument("--frames", type=int, help="number of frames to code (default: all)")
     parser.add_argument("--config", type=Path, help="YAML config (default: configs/default.yaml)")
-    parser.add_argument("--model", help="model id (ssf-small, ssf, dcvc-small; image codecs such as mbt2018-mean for "
-                                          "--intra-model; vidcodec/models/registry.py)")
+    parser.add_argument("--model", help="model id (dcvc-small, ssf-small, ssf; image codecs such as mbt2018-mean for "
+                                          "--intra-model; vidcodec/models/registry.py). Default: the model a "
+                                          "--checkpoint was written for, else configs/default.yaml's (dcvc-small)")
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--quality", type=int, help="rate point of shipped/zoo weights")
     weights.add_argument("--checkpoint", help="local checkpoint file")
@@ -86,13 +87,32 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def model_of_checkpoint(checkpoint: str | Path | None) -> str | None:
+    """--model's default when --checkpoint is given: the model the checkpoint was written for (None for
+    a plain state dict, which names none: then the config's model)."""
+    if checkpoint is None:
+        return None
+    from vidcodec.models.registry import checkpoint_model_id
+
+    return checkpoint_model_id(checkpoint)
+
+
+def model_of_weights_dir(weights_dir: Path | None) -> str | None:
+    """--model's default with --weights DIR: the one model whose MODEL-qQ.pt files DIR holds (None when
+    it holds several or none: then the config's model)."""
+    if weights_dir is None:
+        return None
+    models = {path.name.rsplit("-q", 1)[0] for path in Path(weights_dir).glob("*-q*.pt")}
+    return models.pop() if len(models) == 1 else None
+
+
 def run_encode(args: argparse.Namespace) -> int:
     from vidcodec.config import load_config
     from vidcodec.io.yuv import YuvReader
     from vidcodec.pipeline import encode_sequence
 
     overrides = {
-        "model": args.model,
+        "model": args.model or model_of_checkpoint(args.checkpoint),
         "quality": args.quality,
         "checkpoint": args.checkpoint,
         "pretrained": args.pretrained,
@@ -199,7 +219,8 @@ def run_encode_image(args: argparse.Namespace) -> int:
     from vidcodec.config import load_config
     from vidcodec.image_coding import encode_image, result_line
 
-    overrides = {"model": args.model, "quality": args.quality, "checkpoint": args.checkpoint,
+    overrides = {"model": args.model or model_of_checkpoint(args.checkpoint), "quality": args.quality,
+                 "checkpoint": args.checkpoint,
                  "pretrained": args.pretrained, "num_threads": args.num_threads, "quant": args.quant,
                  "latent_shift": args.latent_shift, "shift_search": args.shift_search, "verify": args.verify}
     config = load_config(None, overrides)
@@ -343,7 +364,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop", help="centre crop WxH before coding (quick proxy)")
     parser.add_argument("--downscale", type=int, default=1, help="integer downscale factor (quick proxy)")
     parser.add_argument("--threads", type=int, default=2, dest="num_threads", help="torch threads per job")
-    parser.add_argument("--model", help="model id (default: configs/default.yaml)")
+    parser.add_argument("--model", help="model id (default: the one model whose files --weights holds, else "
+                                        "configs/default.yaml's)")
     parser.add_argument("--weights", type=Path, help="directory of MODEL-qQ.pt checkpoints (default: shipped)")
     parser.add_argument("--intra-model", help="code the I-frames with this model's shipped weights of the same "
                                               "rate point (e.g. ssf-small under dcvc-small's P-frames), or with "
@@ -367,7 +389,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
         sequences=[s.strip() for s in args.sequences.split(",")] if args.sequences else None,
         frames=args.frames, intra_period=args.intra_period,
         crop=parse_size(args.crop) if args.crop else None, downscale=args.downscale,
-        num_threads=args.num_threads, model=args.model, weights_dir=args.weights, intra_model=args.intra_model,
+        num_threads=args.num_threads, model=args.model or model_of_weights_dir(args.weights),
+        weights_dir=args.weights, intra_model=args.intra_model,
         ray_address=args.ray_address, serial=args.serial, force=args.force, progress=not args.quiet,
     )
     outcome = run_eval(request)

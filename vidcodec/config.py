@@ -19,7 +19,7 @@ MAX_THREADS = 255  # stored in one byte of the sequence header
 
 @dataclass(frozen=True)
 class CodecConfig:
-    model: str = "ssf-small"
+    model: str = "dcvc-small"
     quality: int | None = 3
     checkpoint: str | None = None
     pretrained: bool = False

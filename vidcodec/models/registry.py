@@ -301,12 +301,15 @@ def load_model(
     return LoadedModel(model, model_id, quality or 0, state_dict_hash(model), source, provenance)
 
 
-def checkpoint_model_id(path: str | Path) -> str:
-    """The model id a vidcodec checkpoint was written for (load_model(that id, checkpoint=path))."""
+def checkpoint_model_id(path: str | Path) -> str | None:
+    """The model id a vidcodec checkpoint was written for; None for a plain state dict (e.g. a
+    CompressAI file), which names no model."""
     data = _read_file(Path(path))
-    if data.get("format") != CHECKPOINT_FORMAT or data.get("model_id") not in MODELS:
-        raise CheckpointError(f"checkpoint {path} is not a vidcodec checkpoint of a known model "
-                              f"(its model_id: {data.get('model_id')!r})")
+    if data.get("format") != CHECKPOINT_FORMAT:
+        return None
+    if data.get("model_id") not in MODELS:
+        raise CheckpointError(f"checkpoint {path} is for model {data.get('model_id')!r}, which this vidcodec does "
+                              f"not know (known: {', '.join(sorted(MODELS))})")
     return data["model_id"]
 
 

@@ -312,7 +312,11 @@ class Trainer:
         """Copy the parameters of another model's checkpoint whose names and shapes match this model's."""
         from vidcodec.models.registry import checkpoint_model_id, load_model
 
-        donor = load_model(checkpoint_model_id(path), checkpoint=path)
+        donor_id = checkpoint_model_id(path)
+        if donor_id is None:
+            raise ConfigError(f"warm_start_from {path}: a plain state dict names no model; export a vidcodec "
+                              f"checkpoint (vidcodec train --export) to warm-start from")
+        donor = load_model(donor_id, checkpoint=path)
         own = dict(self.model.named_parameters())
         copied = {name: value for name, value in donor.codec.named_parameters()
                   if name in own and own[name].shape == value.shape}
