@@ -15,6 +15,8 @@ import traceback
 from pathlib import Path
 from typing import Callable, Sequence
 
+from vidcodec.config import DEFAULT_IMAGE_MODEL
+
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
@@ -198,7 +200,8 @@ def add_encode_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", type=Path, help="PNG (or any image Pillow reads), or one frame of .yuv / .y4m")
     parser.add_argument("-o", "--output", type=Path, required=True, help="the coded file")
     parser.add_argument("--size", help="WxH of a raw .yuv when its name does not give it")
-    parser.add_argument("--model", default="mbt2018-mean", help="image codec (default %(default)s)")
+    parser.add_argument("--model", help="image codec, or a video model's I-frame path (default: the model a "
+                                        f"--checkpoint was written for, else {DEFAULT_IMAGE_MODEL})")
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--quality", type=int, help="rate point of shipped/zoo weights")
     weights.add_argument("--checkpoint", help="local checkpoint file")
@@ -219,7 +222,8 @@ def run_encode_image(args: argparse.Namespace) -> int:
     from vidcodec.config import load_config
     from vidcodec.image_coding import encode_image, result_line
 
-    overrides = {"model": args.model or model_of_checkpoint(args.checkpoint), "quality": args.quality,
+    model = args.model or model_of_checkpoint(args.checkpoint) or DEFAULT_IMAGE_MODEL
+    overrides = {"model": model, "quality": args.quality,
                  "checkpoint": args.checkpoint,
                  "pretrained": args.pretrained, "num_threads": args.num_threads, "quant": args.quant,
                  "latent_shift": args.latent_shift, "shift_search": args.shift_search, "verify": args.verify}
@@ -408,8 +412,8 @@ def add_eval_images_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--configs", default="baseline,hex,oct,shift,join",
                         help="comma-separated names of configs/eval/*.yaml (default: %(default)s)")
     parser.add_argument("--qualities", default="1-4", help="rate points, e.g. 1-4 (default: %(default)s)")
-    parser.add_argument("--model", default="ssf-small", help="image codec, or a video model's I-frame path "
-                                                             "(default: %(default)s)")
+    parser.add_argument("--model", default=DEFAULT_IMAGE_MODEL, help="image codec, or a video model's I-frame path "
+                                                                    "(default: %(default)s)")
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--weights", type=Path, help="directory of MODEL-qQ.pt checkpoints (default: shipped)")
     weights.add_argument("--pretrained", action="store_true", help="CompressAI zoo weights of each rate point")

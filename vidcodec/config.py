@@ -15,6 +15,8 @@ from vidcodec.tools import (DEFAULT_CANDIDATES, QUANT_SCOPES, QUANTIZER_LATTICES
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 MAX_THREADS = 255  # stored in one byte of the sequence header
+# encode_image and eval-images without --model: the image codec the project trains and ships.
+DEFAULT_IMAGE_MODEL = "mbt2018-mean-small"
 
 
 @dataclass(frozen=True)

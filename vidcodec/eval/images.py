@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidcodec.config import load_config, read_yaml_mapping
+from vidcodec.config import DEFAULT_IMAGE_MODEL, load_config, read_yaml_mapping
 from vidcodec.errors import ConfigError
 from vidcodec.eval.jobs import EvalSetting, load_setting
 from vidcodec.eval.results import atomic_write_text
@@ -41,7 +41,7 @@ class ImageEvalRequest:
     configs: list[str]
     qualities: list[int]
     out_dir: Path
-    model: str = "ssf-small"
+    model: str = DEFAULT_IMAGE_MODEL
     checkpoints: dict[int, Path] | None = None  # rate point -> checkpoint (default: the shipped weights)
     pretrained: bool = False  # CompressAI zoo weights of each rate point instead
     num_threads: int = 2
