@@ -1,4 +1,6 @@
-"""The shipped rate ladders (ssf-small, dcvc-small) as a user meets them: more bits must buy more quality."""
+"""The shipped rate ladders as a user meets them: more bits must buy more quality. Video models (ssf-small,
+dcvc-small) on lavfi testsrc2, image codecs (bmshj2018-factorized-small, mbt2018-mean-small) on a held-out
+photograph."""
 
 import json
 import subprocess
@@ -7,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vidcodec.cli import encode_main
+from vidcodec.cli import encode_image_main, encode_main
 
 pytestmark = pytest.mark.slow  # codes testsrc2 at four rate points
 
@@ -45,3 +47,25 @@ def test_shipped_ladder_rate_rises_with_the_rate_point(testsrc2_ladder):
 def test_shipped_ladder_quality_rises_with_the_rate_point(testsrc2_ladder):
     psnrs = [psnr for _, psnr in testsrc2_ladder]
     assert all(a < b for a, b in zip(psnrs, psnrs[1:])), testsrc2_ladder
+
+
+@pytest.fixture(scope="module")
+def chelsea(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("photos")
+    written = subprocess.run([sys.executable, str(REPO / "scripts" / "make_sequences.py"), "--photos",
+                              "--out-dir", str(root)], capture_output=True, text=True, timeout=300)
+    assert written.returncode == 0, written.stderr
+    return root / "photos" / "chelsea.png"
+
+
+@pytest.mark.parametrize("model", ["bmshj2018-factorized-small", "mbt2018-mean-small"])
+def test_shipped_image_ladder_buys_quality_with_bits(model, chelsea, tmp_path, capsys):
+    """(bpp, PSNR-RGB) of q1..q4 on the held-out chelsea (450x300) both rise."""
+    points = []
+    for quality in (1, 2, 3, 4):
+        capsys.readouterr()
+        assert encode_image_main([str(chelsea), "--model", model, "--quality", str(quality),
+                                  "-o", str(tmp_path / f"q{quality}.bin")]) == 0
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        points.append((summary["bpp"], summary["psnr_rgb"]))
+    assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(points, points[1:])), points

@@ -223,8 +223,7 @@ def run_encode_image(args: argparse.Namespace) -> int:
     from vidcodec.image_coding import encode_image, result_line
 
     model = args.model or model_of_checkpoint(args.checkpoint) or DEFAULT_IMAGE_MODEL
-    overrides = {"model": model, "quality": args.quality,
-                 "checkpoint": args.checkpoint,
+    overrides = {"model": model, "quality": args.quality, "checkpoint": args.checkpoint,
                  "pretrained": args.pretrained, "num_threads": args.num_threads, "quant": args.quant,
                  "latent_shift": args.latent_shift, "shift_search": args.shift_search, "verify": args.verify}
     config = load_config(None, overrides)
