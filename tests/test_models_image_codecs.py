@@ -7,7 +7,7 @@ from compressai.models import (Cheng2020Attention, FactorizedPrior, JointAutoreg
 from compressai.zoo.image import model_urls
 
 from vidcodec.errors import ConfigError
-from vidcodec.models.registry import build_model, load_model
+from vidcodec.models.registry import build_model, load_model, shipped_checkpoint_path
 from vidcodec.tools import CodingTools, ShiftSettings, roles_mask
 
 
@@ -114,3 +114,16 @@ def test_zoo_weights_load_with_the_zoos_widths(tmp_path, monkeypatch, model_id, 
     assert loaded.codec.config() == widths
     first_analysis_weight = next(key for key in state_dict if key.startswith("g_a."))
     assert torch.equal(loaded.codec.state_dict()[first_analysis_weight], state_dict[first_analysis_weight])
+
+@pytest.mark.parametrize("model_id", ["bmshj2018-factorized-small", "mbt2018-mean-small"])
+@pytest.mark.parametrize("quality, lmbda", [(1, 0.0018), (2, 0.0035), (3, 0.0067), (4, 0.013)])
+def test_the_shipped_small_image_codecs_load_with_their_provenance(model_id, quality, lmbda):
+    """vidcodec/weights/<model>-qN.pt: trained as image codecs (stage intra), each rate point fine-tuned at
+    its lambda (README, "Shipped image codecs"); mbt2018-mean-small started from the factorized transforms."""
+    loaded = load_model(model_id, quality=quality)
+    assert shipped_checkpoint_path(model_id, quality).stat().st_size < 10 * 2**20
+    assert loaded.codec.config() == {"N": 64, "M": 96}
+    stages = loaded.provenance["curriculum"]
+    assert {s["stage"] for s in stages} == {"intra"}
+    assert stages[-1]["lmbda"] == lmbda and loaded.provenance["train_config"]["lmbda"] == lmbda
+    assert ("warm_start" in stages[0]) == (model_id == "mbt2018-mean-small")
