@@ -16,13 +16,17 @@ pytestmark = pytest.mark.slow  # codes testsrc2 at four rate points
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def testsrc2(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("patterns")
-    written = subprocess.run([sys.executable, str(REPO / "scripts" / "make_sequences.py"), "--patterns",
+def make_sequences(flag: str, root: Path) -> Path:
+    """scripts/make_sequences.py FLAG --out-dir ROOT, as a user generates the held-out content."""
+    written = subprocess.run([sys.executable, str(REPO / "scripts" / "make_sequences.py"), flag,
                               "--out-dir", str(root)], capture_output=True, text=True, timeout=300)
     assert written.returncode == 0, written.stderr
-    return root / "Testsrc2_416x240_30fps_420_8bit_YUV.yuv"
+    return root
+
+
+@pytest.fixture(scope="module")
+def testsrc2(tmp_path_factory) -> Path:
+    return make_sequences("--patterns", tmp_path_factory.mktemp("patterns")) / "Testsrc2_416x240_30fps_420_8bit_YUV.yuv"
 
 
 @pytest.fixture(scope="module", params=["ssf-small", "dcvc-small"])
@@ -51,11 +55,7 @@ def test_shipped_ladder_quality_rises_with_the_rate_point(testsrc2_ladder):
 
 @pytest.fixture(scope="module")
 def chelsea(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("photos")
-    written = subprocess.run([sys.executable, str(REPO / "scripts" / "make_sequences.py"), "--photos",
-                              "--out-dir", str(root)], capture_output=True, text=True, timeout=300)
-    assert written.returncode == 0, written.stderr
-    return root / "photos" / "chelsea.png"
+    return make_sequences("--photos", tmp_path_factory.mktemp("photos")) / "photos" / "chelsea.png"
 
 
 @pytest.mark.parametrize("model", ["bmshj2018-factorized-small", "mbt2018-mean-small"])
