@@ -41,6 +41,7 @@ def workspace(tmp_path_factory):
     save_checkpoint(root / "other.pt", build_model("ssf-small", mid_planes=16, latent_planes=16), "ssf-small", {})
     sequence = write_sequence(root / "Clip_416x240_30fps_420_8bit_YUV.yuv", 416, 240, 17)
     stream = root / "stream"
+    # No --model: the checkpoint's (ssf-small), not the default (dcvc-small).
     code = encode_main([str(sequence), "--checkpoint", str(root / "tiny.pt"), "--intra-period", "8",
                         "--out", str(stream), "--recon", str(root / "recon.yuv"), "--quiet"])
     assert code == 0
