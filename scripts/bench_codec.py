@@ -2,6 +2,7 @@
 """Seconds per frame (encode, decode) and peak memory of the codec, per model and picture size.
 
     python scripts/bench_codec.py --model ssf --sizes 416x240 1920x1080 --frames 3
+    python scripts/bench_codec.py --model dcvc-small --intra-model mbt2018-mean-small   # I-frames by an image codec
 
 Each (model, size) runs in its own process (so peak RSS is that run's alone): a generated sequence
 (held-out photo with synthetic motion) is encoded with verification on, i.e. every frame file is
@@ -25,7 +26,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_one(model: str, size: str, num_frames: int, threads: int, checkpoint: str | None) -> dict:
+def random_checkpoint(model: str, path: Path) -> str:
+    import torch
+
+    from vidcodec.models.registry import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(path, build_model(model), model, {})
+    return str(path)
+
+
+def run_one(model: str, size: str, num_frames: int, threads: int, checkpoint: str | None,
+            intra_model: str | None) -> dict:
     """Runs in a child process: encode + verify-decode, return timings and peak RSS."""
     import numpy as np
     import torch
@@ -33,7 +45,7 @@ def run_one(model: str, size: str, num_frames: int, threads: int, checkpoint: st
     from vidcodec.config import CodecConfig
     from vidcodec.io.color import rgb_to_yuv420
     from vidcodec.io.yuv import SequenceGeometry, YuvReader, YuvWriter
-    from vidcodec.models.registry import build_model, load_model, save_checkpoint
+    from vidcodec.models.registry import load_model
     from vidcodec.pipeline import CodecModels, encode_sequence
     from vidcodec.train.synthetic import photo_clip
 
@@ -46,17 +58,20 @@ def run_one(model: str, size: str, num_frames: int, threads: int, checkpoint: st
             for frame in photo_clip("coffee", num_frames, height, width, seed=1):
                 rgb = torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))[None]
                 writer.write_frame(rgb_to_yuv420(rgb, 8))
-        if checkpoint is None:
-            torch.manual_seed(0)
-            checkpoint = str(tmp / "random.pt")
-            save_checkpoint(Path(checkpoint), build_model(model), model, {})
-        loaded = load_model(model, checkpoint=checkpoint)
-        config = CodecConfig(model=model, quality=None, checkpoint=checkpoint, num_threads=threads).validate()
+        checkpoint = checkpoint or random_checkpoint(model, tmp / "random.pt")
+        inter = load_model(model, checkpoint=checkpoint)
+        models = CodecModels.single(inter)
+        intra_checkpoint = None
+        if intra_model:
+            intra_checkpoint = random_checkpoint(intra_model, tmp / "random_intra.pt")
+            models = CodecModels(load_model(intra_model, checkpoint=intra_checkpoint), inter)
+        config = CodecConfig(model=model, quality=None, checkpoint=checkpoint, intra_model=intra_model,
+                             intra_checkpoint=intra_checkpoint, num_threads=threads).validate()
         result = encode_sequence(YuvReader(path, geometry), tmp / "out", config, num_frames=num_frames,
-                                 progress=False, models=CodecModels.single(loaded))
+                                 progress=False, models=models)
     average = result.summary["average"]
     return {
-        "model": model,
+        "model": model + (f" (I: {intra_model})" if intra_model else ""),
         "size": size,
         "frames": num_frames,
         "threads": threads,
@@ -75,11 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=3, help="frames per run (1 I + the rest P)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint")
+    parser.add_argument("--intra-model", help="code the I-frames with this model (random weights too)")
     parser.add_argument("--out", type=Path, help="also write the table (Markdown) here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(run_one(args.model, args.child, args.frames, args.threads, args.checkpoint)))
+        print(json.dumps(run_one(args.model, args.child, args.frames, args.threads, args.checkpoint,
+                                 args.intra_model)))
         return 0
     rows = []
     for size in args.sizes:
@@ -87,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                    "--threads", str(args.threads), "--child", size]
         if args.checkpoint:
             command += ["--checkpoint", args.checkpoint]
+        if args.intra_model:
+            command += ["--intra-model", args.intra_model]
         output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
         rows.append(json.loads(output.stdout.strip().splitlines()[-1]))
         print(f"done {size}", file=sys.stderr)

@@ -1,11 +1,23 @@
 import pytest
 
-from vidcodec.config import CodecConfig, load_config
+from vidcodec.config import CodecConfig, load_config, with_default_intra
 from vidcodec.errors import ConfigError
 
 
 def test_default_config_file_matches_the_dataclass_defaults():
-    assert load_config() == CodecConfig()
+    assert load_config() == with_default_intra(CodecConfig())
+
+
+def test_shipped_weights_code_their_i_frames_with_the_registrys_image_codec():
+    assert load_config().intra_model == "mbt2018-mean-small"  # dcvc-small's shipped q3
+    assert load_config(overrides={"model": "ssf-small", "quality": 1}).intra_model == "mbt2018-mean-small"
+    # Weights of one's own code their own I-frames.
+    assert load_config(overrides={"checkpoint": "mine.pt"}).intra_model is None
+    assert load_config(overrides={"model": "ssf", "pretrained": True}).intra_model is None
+    assert load_config(overrides={"intra_checkpoint": "intra.pt"}).intra_model is None
+    # A named model is kept; the model itself means its own I-frame path.
+    assert load_config(overrides={"intra_model": "dcvc-small"}).intra_model == "dcvc-small"
+    assert load_config(overrides={"intra_model": "x265-intra"}).intra_model == "x265-intra"
 
 
 def test_flags_override_the_file_and_none_means_not_given(tmp_path):

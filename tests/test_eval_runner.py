@@ -18,6 +18,7 @@ import yaml
 
 from vidcodec.cli import main
 from vidcodec.errors import ConfigError, OutputError
+from vidcodec.eval.jobs import file_hash
 from vidcodec.eval.runner import EvalRequest, parse_qualities, run_eval
 from vidcodec.io.color import rgb_to_yuv420
 from vidcodec.io.yuv import SequenceGeometry, YuvWriter
@@ -252,6 +253,24 @@ def test_an_intra_model_codes_the_i_frames_of_every_learned_job(dataset, serial_
     # The I-frames differ from the run without it (the tiny model's own intra path).
     serial_out, _ = serial_run
     assert fingerprint(out)["Cat/baseline/q1"]["frames"][0] != fingerprint(serial_out)["Cat/baseline/q1"]["frames"][0]
+
+
+def test_a_run_of_shipped_weights_names_the_registrys_intra_model_in_its_identity(dataset, tmp_path):
+    """Without --intra-model, shipped dcvc-small weights code their I-frames with mbt2018-mean-small's
+    (models/registry.py); the run and each job record it with the file's hash. A weights directory
+    codes its own."""
+    from vidcodec.eval.runner import plan_jobs, prepare_inputs, with_default_intra
+    from vidcodec.models.registry import shipped_checkpoint_path
+
+    shipped = with_default_intra(request(dataset, tmp_path / "run", model="dcvc-small", weights_dir=None))
+    assert shipped.intra_model == "mbt2018-mean-small"
+    [job] = [job for job in plan_jobs(shipped, prepare_inputs(shipped)) if job.key == "Cat/baseline/q2"]
+    assert job.intra_model == "mbt2018-mean-small"
+    assert job.intra_weights_sha256 == file_hash(shipped_checkpoint_path("mbt2018-mean-small", 2))
+    assert with_default_intra(request(dataset, tmp_path / "run")).intra_model is None
+    named = with_default_intra(request(dataset, tmp_path / "run", model="dcvc-small", weights_dir=None,
+                                       intra_model="dcvc-small"))
+    assert named.intra_model == "dcvc-small"
 
 
 def test_an_x265_intra_run_codes_its_i_frames_with_x265_and_its_qps_are_in_the_identity(dataset, tmp_path,

@@ -3,6 +3,8 @@ the desync guard, and bit-exact coding with Oct-Quant and the latent shift on it
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -54,15 +56,18 @@ def test_p_frames_decode_bit_exactly_with_a_feature_state(codec):
         codec.decode_inter(inter.parts, state + 0.5, (64, 128), inter.entropy_hash)
 
 
-def test_a_sequence_round_trips_with_oct_and_the_latent_shift_on_the_contextual_latent(codec, tmp_path):
+@pytest.mark.parametrize("model_id, fixture", [("dcvc-small", "codec"), ("dcvc-small-gated", "gated_trained")])
+def test_a_sequence_round_trips_with_oct_and_the_latent_shift_on_the_contextual_latent(model_id, fixture, request,
+                                                                                        tmp_path):
+    codec = request.getfixturevalue(fixture)
     checkpoint = tmp_path / "dcvc.pt"
-    save_checkpoint(checkpoint, codec, "dcvc-small", {"purpose": "test"})
+    save_checkpoint(checkpoint, codec, model_id, {"purpose": "test"})
     geometry = SequenceGeometry(112, 72, 8, 30.0)
     sequence = tmp_path / "clip.yuv"
     with YuvWriter(sequence, geometry) as writer:
         for frame in photo_clip("coffee", 3, geometry.height, geometry.width, seed=5):
             writer.write_frame(rgb_to_yuv420(torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))[None], 8))
-    config = load_config(None, {"model": "dcvc-small", "checkpoint": str(checkpoint), "quality": None,
+    config = load_config(None, {"model": model_id, "checkpoint": str(checkpoint), "quality": None,
                                 "quant": "oct", "latent_shift": True, "num_threads": 1})
     result = encode_sequence(YuvReader(sequence, geometry), tmp_path / "out", config, recon_path=tmp_path / "rec.yuv",
                              progress=False)
@@ -82,6 +87,54 @@ def test_the_trainer_trains_it_with_the_lattice_in_the_loop(tmp_path):
     trainer.run(progress=False)
     trainer.export(tmp_path / "m.pt")
     assert load_model("dcvc-small", checkpoint=tmp_path / "m.pt").codec.config() == SMALL
+
+
+@pytest.fixture(scope="module")
+def gated(codec) -> DcvcSmallCodec:
+    """dcvc-small-gated with codec's weights, its gate zero as a warm start leaves it."""
+    model = build_model("dcvc-small-gated", **SMALL).eval()
+    assert set(model.state_dict()) - set(codec.state_dict()) == {"gate.weight", "gate.bias"}
+    model.load_state_dict(codec.state_dict(), strict=False)
+    model.update(force=True)
+    return model
+
+
+def test_the_gate_starts_at_zero_so_a_warm_start_codes_as_dcvc_small(codec, gated):
+    torch.manual_seed(2)
+    frames = [torch.rand(1, 3, 64, 128) for _ in range(3)]
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(codec(frames).x_hat, gated(frames).x_hat))
+
+
+@pytest.fixture(scope="module")
+def gated_trained(gated) -> DcvcSmallCodec:
+    """``gated`` with a non-zero gate, as training leaves it: its pictures depend on the reference."""
+    gated = copy.deepcopy(gated)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        gated.gate.weight.normal_(0.0, 0.05)
+        gated.gate.bias.fill_(0.5)
+    gated.update(force=True)
+    return gated
+
+
+def test_gated_p_frames_keep_the_reference_picture_in_their_state_and_decode_bit_exactly(gated_trained):
+    gated = gated_trained
+    x0, x1, x2 = (torch.rand(1, 3, 64, 128) for _ in range(3))
+    intra = gated.encode_intra(x0)
+    state = gated.start_state(intra.x_hat)
+    features, reference = state
+    assert features.shape == (1, SMALL["features"], 8, 16) and torch.equal(reference, intra.x_hat)
+    first = gated.encode_inter(x1, state)
+    second = gated.encode_inter(x2, first.state)
+    decoded_state = gated.start_state(gated.decode_intra(intra.parts, (64, 128), intra.entropy_hash))
+    for frame in (first, second):
+        x_hat, decoded_state = gated.decode_inter(frame.parts, decoded_state, (64, 128), frame.entropy_hash)
+        assert torch.equal(x_hat, frame.x_hat) and torch.equal(decoded_state[1], x_hat)
+        assert torch.equal(decoded_state[0], frame.state[0])
+    # Another reference picture gives another P-frame picture from the same parts.
+    other, _ = gated.decode_inter(first.parts, (state[0], 1.0 - state[1]), (64, 128), first.entropy_hash)
+    assert not torch.equal(other, first.x_hat)
 
 
 @pytest.mark.parametrize("quality, lmbda", [(1, 0.0018), (2, 0.0035), (3, 0.0067), (4, 0.013)])

@@ -58,8 +58,10 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--quality", type=int, help="rate point of shipped/zoo weights")
     weights.add_argument("--checkpoint", help="local checkpoint file")
     parser.add_argument("--pretrained", action="store_true", default=None, help="CompressAI zoo weights (ssf, mbt2018-mean)")
-    parser.add_argument("--intra-model", help="model of the I-frames when not --model's: an image codec, or "
-                                              "x265-intra / svtav1-intra (HEVC / AV1 intra through PyAV)")
+    parser.add_argument("--intra-model", help="model of the I-frames: an image codec, x265-intra / svtav1-intra "
+                                              "(HEVC / AV1 intra through PyAV), or --model itself for its own "
+                                              "I-frame path. Default: mbt2018-mean-small with the shipped "
+                                              "dcvc-small/ssf-small weights, else --model's own")
     parser.add_argument("--intra-quality", type=int, help="rate point of the I-frames' model (default --quality; "
                                                           "x265-intra/svtav1-intra: its QP, registry.py)")
     parser.add_argument("--intra-checkpoint", help="local checkpoint of the I-frames' model")
@@ -371,8 +373,10 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                                         "configs/default.yaml's)")
     parser.add_argument("--weights", type=Path, help="directory of MODEL-qQ.pt checkpoints (default: shipped)")
     parser.add_argument("--intra-model", help="code the I-frames with this model's shipped weights of the same "
-                                              "rate point (e.g. ssf-small under dcvc-small's P-frames), or with "
-                                              "x265-intra / svtav1-intra at that rate point's QP")
+                                              "rate point (e.g. ssf-small under dcvc-small's P-frames; --model "
+                                              "itself: its own I-frame path), or with x265-intra / svtav1-intra "
+                                              "at that rate point's QP. Default: mbt2018-mean-small with the "
+                                              "shipped dcvc-small/ssf-small weights, none with --weights")
     parser.add_argument("--out", type=Path, required=True, help="run directory (rerun to resume)")
     parser.add_argument("--anchor", default="baseline", help="configuration the BD-rates are measured against")
     parser.add_argument("--ray-address", help="address of an existing Ray cluster (default: local, in-process)")

@@ -27,7 +27,8 @@ class CodecConfig:
     pretrained: bool = False
     # The I-frames' model when it is not ``model`` (None: the same model and weights; any intra
     # codec can start any inter codec, models/interface.py). Weights: intra_checkpoint, else the
-    # shipped intra_quality (default: quality).
+    # shipped intra_quality (default: quality). load_config fills it in for shipped weights
+    # (with_default_intra); naming ``model`` itself keeps its own I-frame path.
     intra_model: str | None = None
     intra_quality: int | None = None
     intra_checkpoint: str | None = None
@@ -130,4 +131,15 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     if unknown:
         raise ConfigError(f"config file {path}: unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return CodecConfig(**values).validate()
+    return with_default_intra(CodecConfig(**values)).validate()
+
+
+def with_default_intra(config: CodecConfig) -> CodecConfig:
+    """``config`` with the registry's intra model for shipped weights (models/registry.py,
+    default_intra_model) when it names no I-frame model or checkpoint of its own."""
+    from vidcodec.models.registry import default_intra_model
+
+    if config.intra_model is not None or config.intra_checkpoint is not None:
+        return config
+    own_weights = config.checkpoint is not None or config.pretrained
+    return dataclasses.replace(config, intra_model=default_intra_model(config.model, own_weights))

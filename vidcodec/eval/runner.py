@@ -22,6 +22,7 @@ process without Ray (debugging, profiling).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -68,7 +69,9 @@ class EvalRequest:
     num_threads: int = 2
     model: str | None = None
     weights_dir: Path | None = None
-    intra_model: str | None = None  # I-frames by this model's shipped weights (same rate point)
+    # I-frames by this model's shipped weights (same rate point); None: the registry's default for
+    # the shipped weights (models/registry.py, default_intra_model), filled in by run_eval
+    intra_model: str | None = None
     ray_address: str | None = None
     serial: bool = False
     force: bool = False
@@ -256,6 +259,18 @@ def _run_on_ray(jobs: list[Job], request: EvalRequest, report) -> None:
             ray.shutdown()
 
 
+def with_default_intra(request: EvalRequest) -> EvalRequest:
+    """``request`` naming the I-frame model its jobs will use, so that the run's and each job's
+    identity record it: the registry's choice for shipped weights, none for a weights directory."""
+    from vidcodec.config import load_config
+    from vidcodec.models.registry import default_intra_model
+
+    if request.intra_model is not None:
+        return request
+    model = request.model or load_config().model
+    return dataclasses.replace(request, intra_model=default_intra_model(model, request.weights_dir is not None))
+
+
 def run_eval(request: EvalRequest) -> EvalOutcome:
     """Run (or resume) every job of ``request``; writes jobs.json and results (see module docstring)."""
     from tqdm import tqdm
@@ -266,6 +281,7 @@ def run_eval(request: EvalRequest) -> EvalOutcome:
         load_setting(name)  # unknown names fail before anything is written
     if request.intra_period == 0 or request.intra_period < -1:
         raise ConfigError(f"intra_period={request.intra_period} (expected -1 or >= 1)")
+    request = with_default_intra(request)
     _check_run_dir(request)
     inputs = prepare_inputs(request)
     jobs = plan_jobs(request, inputs)

@@ -55,6 +55,9 @@ class ModelSpec:
     description: str
     zoo_name: str | None = None  # CompressAI zoo architecture name, when the zoo has weights
     weightless: bool = False  # a traditional codec: built from its config and --quality alone
+    # The I-frames' model when the shipped weights code a sequence and none is named (DCVC's design:
+    # a separate image codec for I-frames); its shipped rate point of the same quality.
+    shipped_intra_model: str | None = None
 
 
 # Adding a model family: its FrameCodec module, an entry here, and its YAML (configs/).
@@ -69,11 +72,19 @@ MODELS: dict[str, ModelSpec] = {
         builder=ScaleSpaceFlowCodec,
         default_config={"mid_planes": 48, "latent_planes": 64, "flow_in_pixels": True},
         description="SSF structure with narrow layers, trainable on a CPU",
+        shipped_intra_model="mbt2018-mean-small",
     ),
     "dcvc-small": ModelSpec(
         builder=DcvcSmallCodec,
         default_config={"features": 64, "latent": 96},
         description="conditional (DCVC-style) codec: implicit motion, temporal prior, feature state",
+        shipped_intra_model="mbt2018-mean-small",
+    ),
+    "dcvc-small-gated": ModelSpec(
+        builder=DcvcSmallCodec,
+        default_config={"features": 64, "latent": 96, "reference_gate": True},
+        description="dcvc-small whose P-frames can keep the previous picture's detail (a gate on it)",
+        shipped_intra_model="mbt2018-mean-small",
     ),
     "bmshj2018-factorized": ModelSpec(
         builder=Bmshj2018FactorizedCodec,
@@ -127,6 +138,14 @@ MODELS: dict[str, ModelSpec] = {
         weightless=True,
     ),
 }
+
+
+def default_intra_model(model_id: str, own_weights: bool) -> str | None:
+    """The I-frames' model when none is named: for a video model's shipped weights, the image codec
+    its entry names (measured better on the stand-ins than their own I-frame paths, README); a
+    checkpoint, zoo weights or a weights directory of one's own code their own I-frames (None)."""
+    spec = MODELS.get(model_id)
+    return None if own_weights or spec is None else spec.shipped_intra_model
 
 
 @dataclass
