@@ -14,9 +14,10 @@ def test_stages_code_the_frames_they_name():
     assert get_stage("intra").coded_frame_types(1) == ["I"]
     assert get_stage("pairs").coded_frame_types(2) == ["P"]
     assert get_stage("chains").coded_frame_types(4) == ["I", "P", "P", "P"]
+    assert get_stage("p-chains").coded_frame_types(4) == ["P", "P", "P"]
     assert frame_count_problem(STAGES["intra"], 3) == "clip_frames=3 (stage 'intra' expects 1)"
     assert frame_count_problem(STAGES["chains"], 6) == "clip_frames=6 (stage 'chains' expects 2..5)"
-    with pytest.raises(ValueError, match="expected one of intra, pairs, chains"):
+    with pytest.raises(ValueError, match="expected one of intra, pairs, chains, p-chains"):
         get_stage("warp")
 
 
@@ -38,9 +39,41 @@ def test_pairs_code_the_second_frame_against_the_uncompressed_first():
     assert torch.allclose(terms["mse"][0], torch.mean((x_hat - frames[1]) ** 2))
 
 
+@pytest.mark.parametrize("model", ["ssf-small", "dcvc-small"])
+def test_p_chains_code_every_frame_after_the_first_against_the_previous_reconstruction(model):
+    torch.manual_seed(0)
+    codec = build_model(model, **({"features": 16, "latent": 16} if model == "dcvc-small" else TINY["model_config"]))
+    frames = [torch.rand(1, 3, 128, 128) for _ in range(4)]
+    out = codec.eval()(frames, stage="p-chains")
+    assert len(out.x_hat) == 3 and all("intra" not in frame for frame in out.likelihoods)
+    # The first P-frame is the pairs stage's: coded against frame 0 as it is.
+    assert torch.equal(out.x_hat[0], codec(frames[:2], stage="pairs").x_hat[0])
+
+
+def test_a_reference_codec_decodes_frame_0_of_every_clip(tmp_path):
+    image = dict(TINY, model_config={"N": 16, "M": 24}, stage="intra", clip_frames=1)
+    intra = Trainer(TrainConfig(model="mbt2018-mean-small", **image), tmp_path / "mean")
+    intra.run(progress=False)
+    intra.export(tmp_path / "mean.pt")
+    trainer = Trainer(TrainConfig(stage="p-chains", clip_frames=3, reference_codec=str(tmp_path / "mean.pt"), **TINY),
+                      tmp_path / "run")
+    frames = [torch.rand(1, 3, 128, 128) for _ in range(3)]
+    prepared = trainer.with_reference(frames)
+    decoded = load_model("mbt2018-mean-small", checkpoint=tmp_path / "mean.pt").codec.eval()(frames[:1], stage="intra")
+    assert torch.equal(prepared[0], decoded.x_hat[0].clamp(0, 1)) and not torch.equal(prepared[0], frames[0])
+    assert prepared[1:] == frames[1:]
+    trainer.run(progress=False)
+    trainer.export(tmp_path / "p.pt")
+    record = load_model("ssf-small", checkpoint=tmp_path / "p.pt").provenance["curriculum"][-1]
+    assert record["stage"] == "p-chains" and record["reference_codec"] == str(tmp_path / "mean.pt")
+    with pytest.raises(ConfigError, match="reference_codec is for the stages whose frame 0 is only a reference"):
+        TrainConfig(stage="chains", reference_codec="mean.pt").validate()
+
+
 @pytest.mark.parametrize("stage, clip_frames, frozen_prefix, trained_prefix, val_key", [
     ("intra", 1, ("motion_", "res_"), "img_", "val_psnr_i"),
     ("pairs", 2, ("img_",), "res_", "val_psnr_p"),
+    ("p-chains", 3, ("img_",), "res_", "val_psnr_p"),
 ])
 def test_a_stage_trains_only_its_parts(tmp_path, stage, clip_frames, frozen_prefix, trained_prefix, val_key):
     trainer = Trainer(TrainConfig(stage=stage, clip_frames=clip_frames, **TINY), tmp_path / "run")

@@ -299,7 +299,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warm-start", metavar="PATH",
                         help="copy the parameters of PATH's model (any model) whose names and shapes match, "
                              "e.g. g_a/g_s of a bmshj2018-factorized-small into mbt2018-mean-small")
-    parser.add_argument("--stage", help="curriculum stage: intra, pairs or chains (overrides the config's)")
+    parser.add_argument("--stage", help="curriculum stage: intra, pairs, p-chains or chains (overrides the config's)")
+    parser.add_argument("--reference-codec", metavar="PATH",
+                        help="pairs / p-chains: frame 0 as this image codec checkpoint decodes it (e.g. "
+                             "vidcodec/weights/mbt2018-mean-small-q3.pt), instead of uncompressed")
     parser.add_argument("--seed", type=int, help="seed of weights, clips and noise (overrides the config's)")
     parser.add_argument("--clip-mix", metavar="SOURCE=FRACTION,...",
                         help="fraction of training clips per source, e.g. photo=0.65,dead_leaves=0.35 (overrides the config's)")
@@ -335,7 +338,7 @@ def run_train(args: argparse.Namespace) -> int:
         except ValueError:
             raise ConfigError(f"--clip-mix {args.clip_mix!r} (expected SOURCE=FRACTION,..., e.g. photo=0.65,dead_leaves=0.35)") from None
     overrides = {"lmbda": args.lmbda, "clip_mix": clip_mix, "data_workers": args.data_workers, "steps": args.steps, "init_from": args.init_from, "seed": args.seed,
-                 "warm_start_from": args.warm_start,
+                 "warm_start_from": args.warm_start, "reference_codec": args.reference_codec,
                  "lattice": args.lattice, "stage": args.stage, "init_roles_from": init_roles or None}
     config = load_train_config(args.config, overrides)
     ctx = init_distributed()

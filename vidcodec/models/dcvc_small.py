@@ -165,11 +165,12 @@ class DcvcSmallCodec(CompressionModel, FrameCodec):
     # --- training ---------------------------------------------------------------------------------
     def forward(self, frames: list[torch.Tensor], stage: str = "chains") -> TrainingOutput:
         """Curriculum stages (train/curriculum.py): "intra" codes frames[0]; "pairs" codes frames[1]
-        against the context of the uncompressed frames[0]; "chains" codes I, P, P, ..."""
-        if stage not in ("intra", "pairs", "chains"):
-            raise ValueError(f"stage='{stage}' (expected intra, pairs or chains)")
+        against the state of frames[0] as it is; "p-chains" codes frames[1:] that way, each against the
+        previous one's state; "chains" codes I, P, P, ..."""
+        if stage not in ("intra", "pairs", "p-chains", "chains"):
+            raise ValueError(f"stage='{stage}' (expected intra, pairs, p-chains or chains)")
         outputs = TrainingOutput([], [])
-        if stage == "pairs":
+        if stage in ("pairs", "p-chains"):
             state = self.start_state(frames[0])
         else:
             y_hat, likelihoods = self.intra_hyperprior(self.intra_analysis(F.pixel_unshuffle(frames[0], FOLD)))

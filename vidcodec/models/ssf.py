@@ -102,19 +102,24 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
     def forward(self, frames: list[torch.Tensor], stage: str = "chains") -> TrainingOutput:
         """Training forward of one curriculum stage (train/curriculum.py); frames: list of (N,3,H,W)
         float in [0,1]. "intra" codes frames[0] as an I-frame; "pairs" codes frames[1] as a P-frame
-        against the uncompressed frames[0]; "chains" is CompressAI's I, P, P, ... against own
-        reconstructions. Here in forward() (DDP only hooks forward()), stage as a keyword."""
+        against frames[0] as it is; "p-chains" codes frames[1:] so, each against the previous
+        reconstruction; "chains" is CompressAI's I, P, P, ... against own reconstructions. Here in
+        forward() (DDP only hooks forward()), stage as a keyword."""
         if stage == "intra":
             x_hat, likelihoods = self.forward_keyframe(frames[0])
             return TrainingOutput([x_hat], [{"intra": likelihoods["keyframe"]}])
-        if stage == "pairs":
-            x_hat, likelihoods = self.forward_inter(frames[1], frames[0])
-            return TrainingOutput([x_hat], [likelihoods])
+        if stage in ("pairs", "p-chains"):
+            outputs, reference = TrainingOutput([], []), frames[0]
+            for x in frames[1:2] if stage == "pairs" else frames[1:]:
+                reference, likelihoods = self.forward_inter(x, reference)
+                outputs.x_hat.append(reference)
+                outputs.likelihoods.append(likelihoods)
+            return outputs
         if stage == "chains":
             out = super().forward(frames)
             by_role = [{"intra": out["likelihoods"][0]["keyframe"]}] + out["likelihoods"][1:]
             return TrainingOutput(out["x_hat"], by_role)
-        raise ValueError(f"stage='{stage}' (expected intra, pairs or chains)")
+        raise ValueError(f"stage='{stage}' (expected intra, pairs, p-chains or chains)")
 
     @staticmethod
     def parameter_role(name: str) -> str:

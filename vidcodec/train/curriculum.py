@@ -9,6 +9,10 @@ reference is still a blur, and an I-frame that the chain trains only once per cl
   first frame; the intra path is not used and stays frozen.
 - ``chains``: clips of 2-5 frames, frame 0 intra and every next frame a P-frame against the model's
   own reconstruction of the previous one (CompressAI's ScaleSpaceFlow.forward), all parts trained.
+- ``p-chains``: clips of 2-5 frames, frame 0 only the reference and every next frame a P-frame
+  against the reconstruction of the previous one; the intra path frozen. Frame 0 is uncompressed, or
+  decoded by a frozen image codec (the trainer's ``reference_codec``): P-frames then learn from
+  the I-frames they will follow when coding (e.g. mbt2018-mean-small's, the shipped default).
 
 A stage names the parameter groups it trains by role ("intra", "inter"); which parameters play a
 role is the codec's business (its ``parameter_role``, e.g. ScaleSpaceFlowCodec.parameter_role).
@@ -44,6 +48,8 @@ STAGES: dict[str, Stage] = {
     "pairs": Stage("pairs", min_frames=2, max_frames=2, first_coded=1, frame_types="P", trained_roles=("inter",)),
     "chains": Stage("chains", min_frames=2, max_frames=5, first_coded=0, frame_types="IP",
                     trained_roles=("intra", "inter")),
+    "p-chains": Stage("p-chains", min_frames=2, max_frames=5, first_coded=1, frame_types="P",
+                      trained_roles=("inter",)),
 }
 
 

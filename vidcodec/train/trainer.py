@@ -50,14 +50,15 @@ from vidcodec.train.distributed import (
 from vidcodec.quant.lattice import get_lattice
 from vidcodec.tools import QUANT_SCOPES
 from vidcodec.train.batches import BatchPrefetcher, BatchSpec
-from vidcodec.train.curriculum import frame_count_problem, get_stage
+from vidcodec.train.curriculum import STAGES, frame_count_problem, get_stage
 from vidcodec.train.lattice_loop import install_lattice_in_the_loop
 from vidcodec.train.stop_request import StopRequest
 from vidcodec.train.synthetic import CLIP_MIX, DATA_RECIPE_VERSION, clip_mix_problem, random_clip
 
 
 # What a run directory's last.pt must agree on with the command that resumes it.
-RUN_IDENTITY_KEYS = ("model", "model_config", "stage", "init_from", "init_roles_from", "warm_start_from", "lattice")
+RUN_IDENTITY_KEYS = ("model", "model_config", "stage", "init_from", "init_roles_from", "warm_start_from", "lattice",
+                     "reference_codec")
 # A hyperprior sees crop / crop_multiple values of z per side (SSF: 2 x 2 at 256, CompressAI's training
 # crop); with 1 x 1 it learns entropy parameters for that case only.
 SMALLEST_SAFE_Z_SIDE = 2
@@ -67,7 +68,7 @@ SMALLEST_SAFE_Z_SIDE = 2
 class TrainConfig:
     model: str = "ssf-small"
     model_config: dict = field(default_factory=dict)
-    # Curriculum stage (curriculum.py): "intra", "pairs" or "chains" (the recipe before stages).
+    # Curriculum stage (curriculum.py): "intra", "pairs", "p-chains" or "chains" (the recipe before stages).
     stage: str = "chains"
     lmbda: float = 0.0067
     steps: int = 20000
@@ -104,6 +105,10 @@ class TrainConfig:
     lattice: str | None = None
     lattice_scope: str = "residual"
     lattice_samples: int = 256
+    # Checkpoint of an image codec (e.g. vidcodec/weights/mbt2018-mean-small-q3.pt for lambda 0.0067)
+    # whose reconstruction replaces frame 0 of every clip in the stages where frame 0 is only the
+    # reference (pairs, p-chains): frozen, in eval mode (rounded latents, as when coding).
+    reference_codec: str | None = None
 
     def validate(self) -> "TrainConfig":
         problems = []
@@ -114,6 +119,9 @@ class TrainConfig:
             problems.append(f"init_roles_from has roles {', '.join(unknown_roles)} (expected intra, inter)")
         if self.warm_start_from and self.init_from:
             problems.append("warm_start_from and init_from exclude each other (init_from loads every parameter)")
+        if self.reference_codec and self.stage in STAGES and get_stage(self.stage).first_coded != 1:
+            problems.append(f"reference_codec is for the stages whose frame 0 is only a reference (pairs, p-chains), "
+                            f"not stage={self.stage!r}")
         if self.init_roles_from and not self.init_from:
             problems.append("init_roles_from needs init_from (the checkpoint for the other roles)")
         if self.clip_mix is not None and clip_mix_problem(self.clip_mix):
@@ -255,6 +263,7 @@ class Trainer:
             self._load_role(role, path)
         if config.warm_start_from:
             self._warm_start(config.warm_start_from)
+        self.reference_codec = self._load_reference_codec(config.reference_codec) if config.reference_codec else None
         if config.lattice is not None:
             install_lattice_in_the_loop(self.model, config.lattice, config.lattice_scope, config.lattice_samples)
         self.model.to(self.ctx.device)
@@ -307,6 +316,23 @@ class Trainer:
         self.earlier_stages = self.earlier_stages + [
             {**record, "role": role} for record in curriculum_record(donor.provenance)
         ]
+
+    def _load_reference_codec(self, path: str) -> torch.nn.Module:
+        from vidcodec.models.registry import checkpoint_model_id, load_model
+
+        model_id = checkpoint_model_id(path)
+        if model_id is None:
+            raise ConfigError(f"reference_codec {path}: a plain state dict names no model; give a vidcodec checkpoint")
+        codec = load_model(model_id, checkpoint=path).codec.to(self.ctx.device).eval()
+        codec.requires_grad_(False)
+        return codec
+
+    @torch.no_grad()
+    def with_reference(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``frames`` with frame 0 as the reference codec decodes it (unchanged without one)."""
+        if self.reference_codec is None:
+            return frames
+        return [self.reference_codec(frames[:1], stage="intra").x_hat[0].clamp(0.0, 1.0)] + frames[1:]
 
     def _warm_start(self, path: str) -> None:
         """Copy the parameters of another model's checkpoint whose names and shapes match this model's."""
@@ -420,7 +446,7 @@ class Trainer:
     def optimize(self, frames: list[torch.Tensor]) -> dict:
         """One step of both optimizers on ``frames`` (list of (N,3,H,W) float in [0,1]), this rank's
         share of the global batch. Returns the losses averaged over all ranks."""
-        frames = [x.to(self.ctx.device) for x in frames]
+        frames = self.with_reference([x.to(self.ctx.device) for x in frames])
         terms = rd_loss(self.forward_model, frames, self.config.lmbda, self.config.stage)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()  # under DDP the gradients arrive averaged over the ranks
@@ -456,7 +482,8 @@ class Trainer:
         is_main = self.ctx.is_main
         val_batches = []
         if is_main:  # only rank 0 validates
-            val_batches = [[x.to(self.ctx.device) for x in frames] for frames in validation_batches(self.config)]
+            val_batches = [self.with_reference([x.to(self.ctx.device) for x in frames])
+                           for frames in validation_batches(self.config)]
         bar = tqdm(total=self.config.steps, initial=self.step, desc="train", disable=not (progress and is_main))
         last_save = time.monotonic()
         batches = BatchPrefetcher(batch_spec(self.config), self.ctx.rank, self.config.data_workers)
@@ -520,6 +547,7 @@ class Trainer:
                 "clip_frames": self.config.clip_frames, "world_size": self.ctx.world_size,
                 "data_recipe": DATA_RECIPE_VERSION, "clip_mix": self.config.clip_mix or CLIP_MIX,
                 "init_from": self.config.init_from, "device": self.ctx.device.type,
+                **({"reference_codec": self.config.reference_codec} if self.config.reference_codec else {}),
             }],
             **(extra_provenance or {}),
         }
