@@ -83,8 +83,8 @@ MODELS: dict[str, ModelSpec] = {
     "dcvc-small-gated": ModelSpec(
         builder=DcvcSmallCodec,
         default_config={"features": 64, "latent": 96, "reference_gate": True},
-        description="dcvc-small whose P-frames can keep the previous picture's detail (a gate on it)",
-        shipped_intra_model="mbt2018-mean-small",
+        description="dcvc-small whose P-frames can keep the previous picture's detail (a gate on it); "
+                    "an experiment, no shipped weights",
     ),
     "bmshj2018-factorized": ModelSpec(
         builder=Bmshj2018FactorizedCodec,
