@@ -237,6 +237,18 @@ def validate(model, batches: list[list[torch.Tensor]], lmbda: float, stage: str 
     return record
 
 
+def load_named_checkpoint(path: str, key: str):
+    """The LoadedModel of a vidcodec checkpoint of any model (the model it names); ``key`` is the
+    config key that gave ``path``, for the error a plain state dict (which names none) gets."""
+    from vidcodec.models.registry import checkpoint_model_id, load_model
+
+    model_id = checkpoint_model_id(path)
+    if model_id is None:
+        raise ConfigError(f"{key} {path}: a plain state dict names no model; export a vidcodec checkpoint "
+                          f"(vidcodec train --export) and give that")
+    return load_model(model_id, checkpoint=path)
+
+
 class Trainer:
     """Trains on ``ctx.device``; ``ctx`` from distributed.init_distributed() under torchrun, by
     default one process on the first GPU or the CPU. Every rank constructs a Trainer on the same
@@ -318,12 +330,7 @@ class Trainer:
         ]
 
     def _load_reference_codec(self, path: str) -> torch.nn.Module:
-        from vidcodec.models.registry import checkpoint_model_id, load_model
-
-        model_id = checkpoint_model_id(path)
-        if model_id is None:
-            raise ConfigError(f"reference_codec {path}: a plain state dict names no model; give a vidcodec checkpoint")
-        codec = load_model(model_id, checkpoint=path).codec.to(self.ctx.device).eval()
+        codec = load_named_checkpoint(path, "reference_codec").codec.to(self.ctx.device).eval()
         codec.requires_grad_(False)
         return codec
 
@@ -336,13 +343,7 @@ class Trainer:
 
     def _warm_start(self, path: str) -> None:
         """Copy the parameters of another model's checkpoint whose names and shapes match this model's."""
-        from vidcodec.models.registry import checkpoint_model_id, load_model
-
-        donor_id = checkpoint_model_id(path)
-        if donor_id is None:
-            raise ConfigError(f"warm_start_from {path}: a plain state dict names no model; export a vidcodec "
-                              f"checkpoint (vidcodec train --export) to warm-start from")
-        donor = load_model(donor_id, checkpoint=path)
+        donor = load_named_checkpoint(path, "warm_start_from")
         own = dict(self.model.named_parameters())
         copied = {name: value for name, value in donor.codec.named_parameters()
                   if name in own and own[name].shape == value.shape}
