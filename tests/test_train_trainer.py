@@ -74,6 +74,21 @@ def test_a_signal_finishes_the_step_under_way_and_checkpoints_it(tmp_path, monke
     assert Trainer(TrainConfig(**{**TINY, "steps": 10}), tmp_path / "run").step == 2
 
 
+def test_cli_export_creates_its_directory_and_a_directory_is_refused_before_training(tmp_path, capsys):
+    from vidcodec.cli import main
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(json.dumps({**TINY, "steps": 1}))  # JSON is YAML
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "refused"), "--export",
+                 str(tmp_path), "--quiet"]) != 0
+    assert f"--export {tmp_path} is a directory" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()  # refused before the run directory or any step
+    export = tmp_path / "new" / "dir" / "m.pt"
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run"), "--export", str(export),
+                 "--quiet"]) == 0
+    assert load_model("ssf-small", checkpoint=export).provenance["steps"] == 1
+
+
 def test_cli_names_a_malformed_clip_mix(tmp_path, capsys):
     from vidcodec.cli import main
 

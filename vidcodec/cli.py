@@ -317,6 +317,19 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true")
 
 
+def _prepare_export_path(path: Path) -> None:
+    """Before any training: a run must not train for hours and then fail to write its export."""
+    from vidcodec.errors import ConfigError
+
+    if path.is_dir():
+        raise ConfigError(f"--export {path} is a directory; give a file name, e.g. {path / 'model.pt'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"--export {path}: cannot create its directory ({error.strerror}); "
+                          "choose a writable location") from None
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Also under ``torchrun --nproc_per_node N -m vidcodec.cli train ...``: data-parallel over N
     processes (batch_size clips each); rank 0 writes the run directory and the export."""
@@ -341,6 +354,8 @@ def run_train(args: argparse.Namespace) -> int:
                  "warm_start_from": args.warm_start, "reference_codec": args.reference_codec,
                  "lattice": args.lattice, "stage": args.stage, "init_roles_from": init_roles or None}
     config = load_train_config(args.config, overrides)
+    if args.export:
+        _prepare_export_path(args.export)
     ctx = init_distributed()
     try:
         trainer = Trainer(config, args.out, ctx)
