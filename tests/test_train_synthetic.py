@@ -47,6 +47,30 @@ def test_clips_move_but_stay_correlated():
     assert rng is not None
 
 
+def test_tripod_clips_keep_a_still_background():
+    """The same seeds with the camera standing still: far less change between frames, and where a seed
+    draws no noise and no brightness ramp, most pixels (all but the moving patches) repeat exactly."""
+    still_sq, moving_sq, mostly_still, mostly_still_moving = 0.0, 0.0, 0, 0
+    for seed in range(8):
+        tripod = photo_clip(TRAIN_PHOTOS[seed], 3, 96, 96, seed, tripod=True)
+        moving = photo_clip(TRAIN_PHOTOS[seed], 3, 96, 96, seed)
+        still_sq += np.mean((tripod[1:] - tripod[:-1]) ** 2)
+        moving_sq += np.mean((moving[1:] - moving[:-1]) ** 2)
+        mostly_still += np.mean(tripod[1] == tripod[0]) > 0.8
+        mostly_still_moving += np.mean(moving[1] == moving[0]) > 0.8
+    assert still_sq < 0.5 * moving_sq
+    assert mostly_still >= 3 and mostly_still_moving == 0
+
+
+def test_a_tripod_mix_draws_tripod_photo_clips():
+    draws, rng = np.random.default_rng(9), np.random.default_rng(9)
+    seed = int(draws.integers(0, 10**6))
+    draws.choice(["tripod"], p=[1.0])
+    photo = str(draws.choice(TRAIN_PHOTOS))
+    clip = random_clip(rng, 2, 64, 64, "train", {"tripod": 1.0})
+    assert np.array_equal(clip, photo_clip(photo, 2, 64, 64, seed, tripod=True))
+
+
 @pytest.mark.parametrize("source", ["mandelbrot", "life", "cellauto", "testsrc2"])
 def test_lavfi_sources(source):
     clip = lavfi_clip(source, 2, 64, 80, seed=3)
@@ -78,7 +102,7 @@ def test_a_clip_mix_draws_only_its_sources():
     clip = random_clip(rng, 2, 64, 64, "train", {"dead_leaves": 1.0})
     assert np.array_equal(clip, dead_leaves_clip(2, 64, 64, seed, training_palette()))
     assert clip_mix_problem({"photo": 0.6, "dead_leaves": 0.4}) is None
-    assert "known: photo, dead_leaves, lavfi" in clip_mix_problem({"video": 1.0})
+    assert "known: photo, tripod, dead_leaves, lavfi" in clip_mix_problem({"video": 1.0})
     assert "positive sum" in clip_mix_problem({"photo": 0.0})
     with pytest.raises(ValueError, match="positive sum"):
         random_clip(rng, 2, 64, 64, "train", {"photo": -1.0, "lavfi": 1.0})

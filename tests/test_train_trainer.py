@@ -89,6 +89,24 @@ def test_cli_export_creates_its_directory_and_a_directory_is_refused_before_trai
     assert load_model("ssf-small", checkpoint=export).provenance["steps"] == 1
 
 
+def test_learning_rate_scale_gives_named_parameters_their_own_rate(tmp_path):
+    config = TrainConfig(steps=2, learning_rate_scale={"motion": 10, "motion_decoder": 3}, **TINY)
+    trainer = Trainer(config, tmp_path / "run")
+    groups = trainer.optimizer.param_groups
+    assert [group["lr"] for group in groups] == pytest.approx([1e-4, 1e-3, 3e-4])  # unscaled first
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    assert all(names[id(p)].startswith("motion_decoder") for p in groups[2]["params"])
+    assert all(names[id(p)].startswith(("motion_encoder", "motion_hyperprior")) for p in groups[1]["params"])
+    assert not any(names[id(p)].startswith("motion") for p in groups[0]["params"])
+    assert sum(len(g["params"]) for g in groups) == len(trainer.main_params)
+    trainer.run(progress=False)
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([1e-6, 1e-5, 3e-6])  # both drops
+    with pytest.raises(ConfigError, match="learning_rate_scale names gate, which matches no trained parameter"):
+        Trainer(TrainConfig(steps=2, learning_rate_scale={"gate": 10}, **TINY), tmp_path / "other")
+    with pytest.raises(ConfigError, match="expected factors > 0"):
+        TrainConfig(steps=2, learning_rate_scale={"motion": 0}, **TINY).validate()
+
+
 def test_cli_names_a_malformed_clip_mix(tmp_path, capsys):
     from vidcodec.cli import main
 

@@ -58,7 +58,7 @@ from vidcodec.train.synthetic import CLIP_MIX, DATA_RECIPE_VERSION, clip_mix_pro
 
 # What a run directory's last.pt must agree on with the command that resumes it.
 RUN_IDENTITY_KEYS = ("model", "model_config", "stage", "init_from", "init_roles_from", "warm_start_from", "lattice",
-                     "reference_codec")
+                     "reference_codec", "learning_rate_scale")
 # A hyperprior sees crop / crop_multiple values of z per side (SSF: 2 x 2 at 256, CompressAI's training
 # crop); with 1 x 1 it learns entropy parameters for that case only.
 SMALLEST_SAFE_Z_SIDE = 2
@@ -76,6 +76,10 @@ class TrainConfig:
     clip_frames: int = 3
     crop: int = 128
     learning_rate: float = 1e-4
+    # Parameter-name prefix -> factor on learning_rate (the longest matching prefix wins), e.g.
+    # {"gate": 10}: Adam moves a weight by about learning_rate a step, so a zero-initialised part added
+    # to a trained model (dcvc-small-gated's gate) needs a larger rate to leave zero within a session.
+    learning_rate_scale: dict = field(default_factory=dict)
     # Learning rate is divided by 10 at these fractions of the total steps.
     lr_drops: tuple = (0.8, 0.95)
     aux_learning_rate: float = 1e-3
@@ -126,6 +130,10 @@ class TrainConfig:
             problems.append("init_roles_from needs init_from (the checkpoint for the other roles)")
         if self.clip_mix is not None and clip_mix_problem(self.clip_mix):
             problems.append(clip_mix_problem(self.clip_mix))
+        bad_scales = {k: v for k, v in self.learning_rate_scale.items()
+                      if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0}
+        if bad_scales:
+            problems.append(f"learning_rate_scale={bad_scales} (expected factors > 0, e.g. {{gate: 10}})")
         if self.data_workers < 0:
             problems.append(f"data_workers={self.data_workers} (expected >= 0)")
         if self.steps < 1 or self.batch_size < 1:
@@ -290,7 +298,7 @@ class Trainer:
         self.main_params = [p for n, p in self.model.named_parameters()
                             if not n.endswith(".quantiles") and p.requires_grad]
         self.aux_params = [p for n, p in self.model.named_parameters() if n.endswith(".quantiles")]
-        self.optimizer = torch.optim.Adam(self.main_params, lr=config.learning_rate)
+        self.optimizer = torch.optim.Adam(self._parameter_groups(), lr=config.learning_rate)
         self.aux_optimizer = torch.optim.Adam(self.aux_params, lr=config.aux_learning_rate)
         milestones = [int(f * config.steps) for f in config.lr_drops]
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=0.1)
@@ -439,6 +447,23 @@ class Trainer:
     def _log(self, record: dict) -> None:
         with open(self.log_path, "a") as log:
             log.write(json.dumps(record) + "\n")
+
+    def _parameter_groups(self) -> list[dict]:
+        """The main parameters in groups by learning_rate_scale; the unscaled group first (it is the
+        one logged as "lr")."""
+        scales = self.config.learning_rate_scale
+        unmatched = sorted(prefix for prefix in scales
+                           if not any(n.startswith(prefix) for n, p in self.model.named_parameters() if p.requires_grad))
+        if unmatched:
+            raise ConfigError(f"learning_rate_scale names {', '.join(unmatched)}, which matches no trained parameter of "
+                              f"{self.config.model} in stage {self.config.stage!r}")
+        factors: dict[float, list] = {1.0: []}
+        for name, parameter in self.model.named_parameters():
+            if parameter.requires_grad and not name.endswith(".quantiles"):
+                prefix = max((k for k in scales if name.startswith(k)), key=len, default=None)
+                factors.setdefault(float(scales[prefix]) if prefix else 1.0, []).append(parameter)
+        return [{"params": params, "lr": self.config.learning_rate * factor}
+                for factor, params in factors.items() if params]
 
     # --- loop ----------------------------------------------------------------------------
     def train_step(self, batches: BatchPrefetcher) -> dict:
