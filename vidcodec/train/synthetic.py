@@ -42,8 +42,8 @@ HELDOUT_SEED_START = 10**6
 # Fraction of clips from each source (recipe 4). Photos stay the majority, as the closest to camera
 # video; a quarter of them under a tripod, because before recipe 4 almost no clip had a still
 # background and the models learned no way to keep one (measured with dcvc-small on the static
-# smptebars: P-frames cost 36-54% of the I-frame's bits and came out 0.4-2.1 dB below it); dead leaves add content
-# the few photographs lack; lavfi keeps synthetic patterns in view.
+# smptebars: P-frames cost 36-54% of the I-frame's bits and came out 0.4-2.1 dB below it); dead
+# leaves add content the few photographs lack; lavfi keeps synthetic patterns in view.
 CLIP_MIX: dict[str, float] = {"photo": 0.4, "tripod": 0.15, "dead_leaves": 0.3, "lavfi": 0.15}
 # life and cellauto draw one-pixel cells: binary noise that no codec compresses at these rates.
 # Such clips dominated the training distortion (with ssf-small q3, 3 of 60 training clips carried 67%
