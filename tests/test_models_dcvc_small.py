@@ -137,6 +137,21 @@ def test_gated_p_frames_keep_the_reference_picture_in_their_state_and_decode_bit
     assert not torch.equal(other, first.x_hat)
 
 
+def test_a_gate_of_one_copies_the_reference_picture_whatever_was_coded(gated):
+    """The gate blends to_pixels' picture (0) with the reference (1): at 1 a P-frame is its reference."""
+    copying = copy.deepcopy(gated)
+    with torch.no_grad():
+        copying.gate.weight.zero_()
+        copying.gate.bias.fill_(1.0)
+    copying.update(force=True)
+    torch.manual_seed(4)
+    x0, x1 = torch.rand(1, 3, 64, 128), torch.rand(1, 3, 64, 128)
+    intra = copying.encode_intra(x0)
+    reference = copying.decode_intra(intra.parts, (64, 128), intra.entropy_hash)
+    coded = copying.encode_inter(x1, copying.start_state(reference))
+    assert torch.allclose(coded.x_hat, reference, atol=1e-6)
+
+
 @pytest.mark.parametrize("quality, lmbda", [(1, 0.0018), (2, 0.0035), (3, 0.0067), (4, 0.013)])
 def test_the_shipped_ladder_loads_with_its_provenance(quality, lmbda):
     """vidcodec/weights/dcvc-small-qN.pt: each rate point fine-tuned from the 17,440-step q3 (README)."""
