@@ -295,10 +295,10 @@ class Trainer:
         for name, parameter in self.model.named_parameters():
             if not name.endswith(".quantiles"):
                 parameter.requires_grad_(self.model.parameter_role(name) in trained_roles)
-        self.main_params = [p for n, p in self.model.named_parameters()
-                            if not n.endswith(".quantiles") and p.requires_grad]
+        main_named = [(n, p) for n, p in self.model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
+        self.main_params = [p for _, p in main_named]
         self.aux_params = [p for n, p in self.model.named_parameters() if n.endswith(".quantiles")]
-        self.optimizer = torch.optim.Adam(self._parameter_groups(), lr=config.learning_rate)
+        self.optimizer = torch.optim.Adam(self._parameter_groups(main_named), lr=config.learning_rate)
         self.aux_optimizer = torch.optim.Adam(self.aux_params, lr=config.aux_learning_rate)
         milestones = [int(f * config.steps) for f in config.lr_drops]
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=0.1)
@@ -448,20 +448,18 @@ class Trainer:
         with open(self.log_path, "a") as log:
             log.write(json.dumps(record) + "\n")
 
-    def _parameter_groups(self) -> list[dict]:
-        """The main parameters in groups by learning_rate_scale; the unscaled group first (it is the
-        one logged as "lr")."""
+    def _parameter_groups(self, main_named: list[tuple[str, torch.nn.Parameter]]) -> list[dict]:
+        """The main (name, parameter) pairs in groups by learning_rate_scale; the unscaled group first
+        (it is the one logged as "lr")."""
         scales = self.config.learning_rate_scale
-        unmatched = sorted(prefix for prefix in scales
-                           if not any(n.startswith(prefix) for n, p in self.model.named_parameters() if p.requires_grad))
+        unmatched = sorted(prefix for prefix in scales if not any(n.startswith(prefix) for n, _ in main_named))
         if unmatched:
             raise ConfigError(f"learning_rate_scale names {', '.join(unmatched)}, which matches no trained parameter of "
                               f"{self.config.model} in stage {self.config.stage!r}")
         factors: dict[float, list] = {1.0: []}
-        for name, parameter in self.model.named_parameters():
-            if parameter.requires_grad and not name.endswith(".quantiles"):
-                prefix = max((k for k in scales if name.startswith(k)), key=len, default=None)
-                factors.setdefault(float(scales[prefix]) if prefix else 1.0, []).append(parameter)
+        for name, parameter in main_named:
+            prefix = max((k for k in scales if name.startswith(k)), key=len, default=None)
+            factors.setdefault(float(scales[prefix]) if prefix else 1.0, []).append(parameter)
         return [{"params": params, "lr": self.config.learning_rate * factor}
                 for factor, params in factors.items() if params]
 
