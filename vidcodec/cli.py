@@ -80,6 +80,7 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shift-groups", type=int, help="channel groups with their own step (default 1)")
     parser.add_argument("--shift-diagnostics", action="store_true", default=None,
                         help="log corr(entropy gradient, distortion gradient) per frame (slower)")
+    add_refine_arguments(parser)
     parser.add_argument("--no-verify", action="store_false", dest="verify", default=None,
                         help="do not decode each frame file after writing it")
     parser.add_argument("--no-ms-ssim", action="store_false", dest="ms_ssim", default=None,
@@ -89,6 +90,21 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def add_refine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--refine", type=int, dest="refine_iterations", metavar="N",
+                        help="encoder-side latent refinement: N gradient steps per latent (default 0 = off; "
+                             "about N+1 times the encoding time; no change to the stream's syntax)")
+    parser.add_argument("--refine-lr", type=float, dest="refine_learning_rate",
+                        help="refinement's Adam step (default 0.005)")
+    parser.add_argument("--refine-lambda", type=float,
+                        help="refinement's rate-distortion trade-off (default: each model's training lambda)")
+
+
+def refine_overrides(args: argparse.Namespace) -> dict:
+    return {"refine_iterations": args.refine_iterations, "refine_learning_rate": args.refine_learning_rate,
+            "refine_lambda": args.refine_lambda}
 
 
 def model_of_checkpoint(checkpoint: str | Path | None) -> str | None:
@@ -133,6 +149,7 @@ def run_encode(args: argparse.Namespace) -> int:
         "shift_search": args.shift_search,
         "shift_groups": args.shift_groups,
         "shift_diagnostics": args.shift_diagnostics,
+        **refine_overrides(args),
         "verify": args.verify,
         "ms_ssim": args.ms_ssim,
     }
@@ -213,6 +230,7 @@ def add_encode_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latent-shift", action="store_true", default=None,
                         help="shift the decoded latent along the entropy gradient (seed 000, section 4)")
     parser.add_argument("--shift-search", choices=("fast", "brute"), help="encoder step search (default fast)")
+    add_refine_arguments(parser)
     parser.add_argument("--no-verify", action="store_false", dest="verify", default=None,
                         help="do not decode the file after writing it")
     parser.add_argument("--recon", type=Path, help="write the reconstruction (.png, or .yuv for 4:2:0)")
@@ -227,7 +245,8 @@ def run_encode_image(args: argparse.Namespace) -> int:
     model = args.model or model_of_checkpoint(args.checkpoint) or DEFAULT_IMAGE_MODEL
     overrides = {"model": model, "quality": args.quality, "checkpoint": args.checkpoint,
                  "pretrained": args.pretrained, "num_threads": args.num_threads, "quant": args.quant,
-                 "latent_shift": args.latent_shift, "shift_search": args.shift_search, "verify": args.verify}
+                 "latent_shift": args.latent_shift, "shift_search": args.shift_search, "verify": args.verify,
+                 **refine_overrides(args)}
     config = load_config(None, overrides)
     if args.checkpoint is not None:
         config = dataclasses.replace(config, quality=None).validate()

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from vidcodec.errors import ConfigError
+from vidcodec.latent_refinement import DEFAULT_ITERATIONS, DEFAULT_LEARNING_RATE, RefineSettings
 from vidcodec.tools import (DEFAULT_CANDIDATES, QUANT_SCOPES, QUANTIZER_LATTICES, QUANTIZERS, SHIFT_SCOPES,
                             CodingTools, ShiftSettings, roles_mask)
 
@@ -43,6 +44,11 @@ class CodecConfig:
     shift_groups: int = 1
     shift_candidates: tuple | None = None  # None = tools.DEFAULT_CANDIDATES
     shift_diagnostics: bool = False
+    # Encoder-side latent refinement (latent_refinement.py): gradient steps per latent, 0 = off; the
+    # lambda of its cost, None = each model's training lambda (from its checkpoint).
+    refine_iterations: int = 0
+    refine_learning_rate: float = DEFAULT_LEARNING_RATE
+    refine_lambda: float | None = None
     verify: bool = True
     ms_ssim: bool = True  # measure MS-SSIM for rd.jsonl (costly at large sizes)
 
@@ -76,6 +82,13 @@ class CodecConfig:
                 self.shift_settings_or_default()
             except ConfigError as error:
                 problems.append(str(error))
+        if not isinstance(self.refine_iterations, int) or self.refine_iterations < 0:
+            problems.append(f"refine_iterations={self.refine_iterations} (expected 0 = off, or more)")
+        else:
+            try:
+                self.refine_settings_or_default()
+            except ConfigError as error:
+                problems.append(str(error))
         if self.checkpoint is None and not self.pretrained and self.quality is None:
             problems.append("no weights: set quality, checkpoint or pretrained")
         if problems:
@@ -95,6 +108,14 @@ class CodecConfig:
         """The latent shift to apply, None when latent_shift is off."""
         return self.shift_settings_or_default() if self.latent_shift else None
 
+    def refine_settings_or_default(self) -> RefineSettings:
+        return RefineSettings(self.refine_iterations or DEFAULT_ITERATIONS, self.refine_learning_rate,
+                              self.refine_lambda)
+
+    def refine_settings(self) -> RefineSettings | None:
+        """The latent refinement to apply, None when refine_iterations is 0."""
+        return self.refine_settings_or_default() if self.refine_iterations else None
+
     @property
     def separate_intra(self) -> bool:
         """Whether I-frames have their own model or weights."""
@@ -102,7 +123,7 @@ class CodecConfig:
 
     def coding_tools(self, cache=None) -> CodingTools:
         return CodingTools(lattice=QUANTIZER_LATTICES[self.quant], quant_roles=QUANT_SCOPES[self.quant_scope],
-                           shift=self.shift_settings(), cache=cache)
+                           shift=self.shift_settings(), cache=cache, refine=self.refine_settings())
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

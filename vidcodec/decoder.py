@@ -51,7 +51,8 @@ class Decoder:
             if plan.frame_type == FrameType.INTRA:
                 x_hat = self.intra_codec.decode_intra(parts, self.padded_shape, frame.entropy_hash,
                                                       frame.shift_indexes, self.picture)
-                state = self.inter_codec.start_state(x_hat)
+                with torch.no_grad():  # the state is data, not a graph through the weights
+                    state = self.inter_codec.start_state(x_hat)
             else:
                 x_hat, state = self.inter_codec.decode_inter(parts, self._state, self.padded_shape,
                                                              frame.entropy_hash, frame.shift_indexes)

@@ -47,7 +47,8 @@ class Encoder:
         x_padded = picture.pad(x)
         if plan.frame_type == FrameType.INTRA:
             coded = self.intra_codec.encode_intra(x_padded, picture)
-            self._state = self.inter_codec.start_state(coded.x_hat)
+            with torch.no_grad():  # the state is data, not a graph through the weights
+                self._state = self.inter_codec.start_state(coded.x_hat)
         else:
             if self._state is None:
                 raise RuntimeError(f"poc {poc} is a P-frame but no reference was coded before it")

@@ -13,6 +13,8 @@ an interrupted run never leaves a directory that looks complete.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import os
 import shutil
@@ -69,8 +71,25 @@ class CodecModels:
                 raise ConfigError(f"{tool} would act on no latent: {models} "
                                   f"{', '.join(sorted(roles)) or 'no learned latent'}, the scope is "
                                   f"{', '.join(sorted(scope))}")
+        if tools.refine is not None and not roles:
+            raise ConfigError(f"latent refinement would act on no latent: {models} no learned latent")
         for model in {id(self.intra): self.intra, id(self.inter): self.inter}.values():
-            model.codec.attach_tools(tools)
+            model_tools = tools
+            if tools.refine is not None and tools.refine.lmbda is None and model.codec.latent_coders:
+                model_tools = dataclasses.replace(tools, refine=dataclasses.replace(
+                    tools.refine, lmbda=training_lambda(model)))
+            model.codec.attach_tools(model_tools)
+
+
+def training_lambda(model: LoadedModel) -> float:
+    """The lambda ``model`` was last trained with (its checkpoint's provenance): the trade-off of its
+    latent refinement (latent_refinement.py) unless --refine-lambda names one."""
+    lmbda = model.provenance.get("train_config", {}).get("lmbda")
+    if not isinstance(lmbda, (int, float)) or lmbda <= 0:
+        raise ConfigError(f"latent refinement needs the rate-distortion trade-off of {model.model_id} "
+                          f"({model.source}): its checkpoint records no training lambda; pass --refine-lambda "
+                          "(CompressAI's: 0.0018, 0.0035, 0.0067, 0.013 for q1..q4)")
+    return float(lmbda)
 
 
 def load_models(config: CodecConfig) -> CodecModels:

@@ -112,9 +112,12 @@ class CodingTools:
     """What a codec codes with beyond its own weights (FrameCodec.attach_tools).
 
     lattice: lattice name ("a2", "a3*", ...) for the latents of quant_roles; None = rounding.
-    shift: the latent shift, None = off. cache: lattice TableCache (None: the default one)."""
+    shift: the latent shift, None = off. cache: lattice TableCache (None: the default one).
+    refine: encoder-side refinement of every latent (latent_refinement.RefineSettings), None = off;
+    encoder only, no syntax."""
 
     lattice: str | None = None
     quant_roles: frozenset[str] = P_FRAME_MAIN
     shift: ShiftSettings | None = None
     cache: object = None
+    refine: object = None

@@ -51,6 +51,10 @@ class AutoregressiveCoder(HyperpriorCoder):
     HyperpriorCoder's; y's parameters and coding are its own."""
 
     autoregressive = True
+    refinable = False  # latent_refinement.py: no differentiable rate over the serial context model yet
+
+    def differentiable_bits(self, y: torch.Tensor, context: torch.Tensor | None = None):
+        raise NotImplementedError("latent refinement of an autoregressive prior is not implemented")
 
     def _hyper_parameters(self, z_hat: torch.Tensor, y_shape: tuple[int, int]) -> torch.Tensor:
         return self.hyperprior.hyper_decoder(z_hat)[..., :y_shape[0], :y_shape[1]]

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import torch
 
-from vidcodec.entropy.hyperprior_coder import CodedLatent, EntropyParameters
+from vidcodec.entropy.hyperprior_coder import CodedLatent, EntropyParameters, bottleneck_likelihood, bottleneck_ste
 
 
 class FactorizedCoder:
+    refinable = True  # has differentiable_bits (latent_refinement.py)
+
     def __init__(self, entropy_bottleneck) -> None:
         self.entropy_bottleneck = entropy_bottleneck
         self.y_coder = None  # optional LatticeLatentCoder over the bottleneck; None = rounding
@@ -65,6 +67,15 @@ class FactorizedCoder:
         if self.y_coder is not None:
             return self.y_coder.decode(y_bytes, params.mu, params.scale_indexes)[0]
         return self.entropy_bottleneck.decompress([y_bytes], tuple(params.mu.shape[-2:]))
+
+    def differentiable_bits(self, y: torch.Tensor, context: torch.Tensor | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(bits of y, y_hat) as ``encode`` would code y with rounding, differentiable in y
+        (straight-through rounding; latent_refinement.py)."""
+        if context is not None:
+            raise ValueError("a factorized prior takes no context")
+        y_hat = bottleneck_ste(self.entropy_bottleneck, y)
+        return -torch.log2(bottleneck_likelihood(self.entropy_bottleneck, y_hat)).sum(), y_hat
 
     def entropy_gradient(self, y_hat: torch.Tensor, params) -> torch.Tensor:
         """d/dy [-log P(y)] at y_hat under each channel's discretized learned density."""

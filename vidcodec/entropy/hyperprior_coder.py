@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from compressai.ops import quantize_ste
 from torch import nn
 
 from vidcodec.bitstream.syntax import ENTROPY_HASH_BYTES
@@ -63,6 +64,7 @@ class HyperpriorCoder:
     """
 
     autoregressive = False  # y coded all at once (AutoregressiveCoder: position by position)
+    refinable = True  # has differentiable_bits (latent_refinement.py)
 
     def __init__(self, hyperprior: nn.Module, hyper_stride: int) -> None:
         self.hyperprior = hyperprior
@@ -106,15 +108,34 @@ class HyperpriorCoder:
         y_bytes = hp.gaussian_conditional.compress(y_symbols + mu, scale_indexes, mu)[0]
         return CodedLatent(z_bytes, y_bytes, y_symbols + mu, mu, sigma, scale_indexes)
 
-    def _code_z(self, y: torch.Tensor) -> tuple[bytes, torch.Tensor]:
-        """(z's bytes, z_hat as the decoder will hold it) of a latent y (1,C,h,w)."""
-        hp = self.hyperprior
+    def _z(self, y: torch.Tensor) -> torch.Tensor:
+        """The hyper-analysis of y (1,C,h,w), padded by edge replication to the hyper stride."""
         y_shape = tuple(y.shape[-2:])
         z_shape = self.z_shape(y_shape)
         pad = (0, z_shape[1] * self.hyper_stride - y_shape[1], 0, z_shape[0] * self.hyper_stride - y_shape[0])
-        z = hp.hyper_encoder(F.pad(y, pad, mode="replicate") if any(pad) else y)
-        z_bytes = hp.entropy_bottleneck.compress(z)[0]
-        return z_bytes, hp.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
+        return self.hyperprior.hyper_encoder(F.pad(y, pad, mode="replicate") if any(pad) else y)
+
+    def _code_z(self, y: torch.Tensor) -> tuple[bytes, torch.Tensor]:
+        """(z's bytes, z_hat as the decoder will hold it) of a latent y (1,C,h,w)."""
+        z = self._z(y)
+        z_bytes = self.hyperprior.entropy_bottleneck.compress(z)[0]
+        return z_bytes, self.hyperprior.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
+
+    def differentiable_bits(self, y: torch.Tensor, context: torch.Tensor | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(bits of z and y, y_hat) as ``encode`` would code y with rounding, differentiable in y
+        (latent_refinement.py): z and y are rounded as the coder rounds them, with straight-through
+        gradients, and the bits are -log2 of the likelihoods the rANS tables approximate."""
+        hp = self.hyperprior
+        y_shape = tuple(y.shape[-2:])
+        z_hat = bottleneck_ste(hp.entropy_bottleneck, self._z(y))
+        z_bits = -torch.log2(bottleneck_likelihood(hp.entropy_bottleneck, z_hat)).sum()
+        sigma, mu = hyperprior_parameters(hp, z_hat, context)
+        sigma, mu = sigma[..., :y_shape[0], :y_shape[1]], mu[..., :y_shape[0], :y_shape[1]]
+        gc = hp.gaussian_conditional
+        y_hat = quantize_ste(y - mu) + mu
+        y_bits = -torch.log2(gc.likelihood_lower_bound(gc._likelihood(y_hat, sigma, mu))).sum()
+        return z_bits + y_bits, y_hat
 
     def decode_side(self, z_bytes: bytes, y_shape: tuple[int, int],
                     context: torch.Tensor | None = None) -> EntropyParameters:
@@ -136,6 +157,22 @@ class HyperpriorCoder:
             return self.y_coder.decode(y_bytes, params.mu, params.scale_indexes)[0]
         gc = self.hyperprior.gaussian_conditional
         return gc.decompress([y_bytes], params.scale_indexes, params.mu.dtype, params.mu)
+
+
+def bottleneck_ste(entropy_bottleneck, values: torch.Tensor) -> torch.Tensor:
+    """values (N,C,h,w) rounded around the bottleneck's medians as compress() rounds them, with a
+    straight-through gradient."""
+    medians = entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
+    return quantize_ste(values - medians) + medians
+
+
+def bottleneck_likelihood(entropy_bottleneck, values: torch.Tensor) -> torch.Tensor:
+    """Likelihoods (N,C,h,w) of values under the bottleneck's per-channel densities, floored as in
+    its training forward."""
+    channels = values.shape[1]
+    flat = values.permute(1, 0, 2, 3).reshape(channels, 1, -1)  # the bottleneck's layout
+    likelihood = entropy_bottleneck.likelihood_lower_bound(entropy_bottleneck._likelihood(flat)[0])
+    return likelihood.reshape(channels, values.shape[0], *values.shape[2:]).permute(1, 0, 2, 3)
 
 
 def entropy_hash(scale_indexes: list[torch.Tensor], table_digests: bytes = b"") -> bytes:

@@ -166,7 +166,8 @@ class Bmshj2018FactorizedCodec(FactorizedPrior, ImageCodec):
         latent = encoded.coded
         return CodedFrame(self.intra_part_names, [latent.y_bytes], encoded.x_hat,
                           entropy_hash([latent.scale_indexes], latent.table_digest),
-                          encoded.shift_indexes, encoded.shift, latents={"intra": latent})
+                          encoded.shift_indexes, encoded.shift, latents={"intra": latent},
+                          refine=encoded.refine_reports("intra"))
 
     @torch.no_grad()
     def decode_intra(self, parts: list[bytes], frame_shape: tuple[int, int], expected_hash: bytes,

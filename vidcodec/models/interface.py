@@ -45,6 +45,7 @@ from vidcodec.bitstream.errors import BitstreamError, DecoderDesyncError
 from vidcodec.entropy.hyperprior_coder import CodedLatent, EntropyParameters, HyperpriorCoder, entropy_hash
 from vidcodec.errors import ConfigError
 from vidcodec.io.color import PictureBox
+from vidcodec.latent_refinement import RefineReport, RefineSettings, refine_latent
 from vidcodec.latent_shift import choose_shift, shifted
 from vidcodec.tools import QUANTIZER_LATTICES, CodingTools
 
@@ -61,6 +62,7 @@ class CodedFrame:
     shift: the encoder's ShiftChoice (latent_shift.py) for diagnostics, None without shift.
     latents: named decoded latents y_hat and their entropy parameters, for diagnostics.
     state: the decoded state after this frame (P-frames; I-frames: the inter codec's start_state).
+    refine: role -> latent_refinement.RefineReport of each refined latent (empty: no refinement).
     """
 
     part_names: tuple[str, ...]
@@ -71,6 +73,7 @@ class CodedFrame:
     shift: object = None
     latents: dict = field(default_factory=dict)
     state: object = None
+    refine: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -83,6 +86,11 @@ class EncodedLatent:
     x_hat: torch.Tensor
     shift_indexes: tuple[int, ...] = ()
     shift: object = None  # latent_shift.ShiftChoice, None without shift
+    refine: RefineReport | None = None  # None without refinement
+
+    def refine_reports(self, role: str) -> dict:
+        """CodedFrame.refine of a frame whose only refined latent is this one."""
+        return {role: self.refine} if self.refine is not None else {}
 
 
 @dataclass
@@ -130,16 +138,29 @@ class FrameCodec(ABC):
         return getattr(self, "_tools", None) or CodingTools()
 
     def attach_tools(self, tools: CodingTools) -> None:
-        """Code the latents of tools.quant_roles on tools.lattice and shift those of
-        tools.shift.roles; CodingTools() = plain rounding, no shift."""
+        """Code the latents of tools.quant_roles on tools.lattice, shift those of tools.shift.roles
+        and refine all of them with tools.refine (its lmbda set); CodingTools() = plain rounding, no
+        shift, no refinement."""
         for role, coder in self.latent_coders.items():
             in_scope = tools.lattice is not None and role in tools.quant_roles
+            if tools.refine is not None:
+                self._check_refinable(role, coder, in_scope, tools.refine)
             try:
                 coder.y_coder = self._lattice_coder(tools.lattice, coder, tools.cache) if in_scope else None
             except ValueError as error:  # a lattice the coder's tables are not built for
                 quant = next((q for q, lattice in QUANTIZER_LATTICES.items() if lattice == tools.lattice), tools.lattice)
                 raise ConfigError(f"--quant {quant} on this model's {role} latent: {error}; use --quant hex or oct") from None
         self._tools = tools
+
+    def _check_refinable(self, role: str, coder, lattice_coded: bool, settings: RefineSettings) -> None:
+        if settings.lmbda is None:
+            raise ConfigError("latent refinement needs the codec's rate-distortion trade-off: pass --refine-lambda")
+        if lattice_coded:
+            raise ConfigError(f"latent refinement of the lattice-coded {role} latent is not implemented "
+                              "(it rounds with a scalar quantizer): drop --refine or --quant")
+        if not getattr(coder, "refinable", False):
+            raise ConfigError(f"latent refinement is not implemented for this model's {role} latent "
+                              f"({type(coder).__name__}, e.g. an autoregressive context model): drop --refine")
 
     def _lattice_coder(self, lattice_name: str, coder: HyperpriorCoder, cache):
         from vidcodec.entropy.lattice_coder import LatticeLatentCoder
@@ -173,16 +194,20 @@ class FrameCodec(ABC):
         picks its step on it. ``context``: decoded data the role's entropy parameters depend on
         (hyperprior_coder.hyperprior_parameters)."""
         coder = self.latent_coders[role]
+        report = None
+        if self.tools.refine is not None:
+            y, report = refine_latent(lambda latent: coder.differentiable_bits(latent, context), y, synthesize, x,
+                                      picture, self.tools.refine)
         latent = coder.encode(y, context)
         if not self.shifts(role):
-            return EncodedLatent(latent, latent.y_hat, synthesize(latent.y_hat))
+            return EncodedLatent(latent, latent.y_hat, synthesize(latent.y_hat), refine=report)
         g = coder.entropy_gradient(latent.y_hat, latent)
         memory = self.__dict__.setdefault("_shift_memory", {})
         choice = choose_shift(synthesize, latent.y_hat, g, x, picture or PictureBox.whole(x), self.tools.shift,
                               memory.get(role))
         memory[role] = choice.indexes
         y_hat = shifted(latent.y_hat, g, self.tools.shift, choice.indexes)
-        return EncodedLatent(latent, y_hat, choice.x_hat, choice.indexes, choice)
+        return EncodedLatent(latent, y_hat, choice.x_hat, choice.indexes, choice, report)
 
     def decode_side(self, role: str, z_bytes: bytes, y_shape: tuple[int, int],
                     context: torch.Tensor | None = None) -> EntropyParameters:
@@ -231,7 +256,8 @@ class FrameCodec(ABC):
         latent = encoded.coded
         frame = CodedFrame(part_names, [latent.z_bytes, latent.y_bytes], encoded.x_hat,
                            entropy_hash([latent.scale_indexes], latent.table_digest), encoded.shift_indexes,
-                           encoded.shift, latents={role: latent})
+                           encoded.shift, latents={role: latent},
+                           refine=encoded.refine_reports(role))
         return frame, encoded
 
     def decode_single_latent(self, role: str, part_names: tuple[str, ...], frame_type: str, parts: list[bytes],

@@ -157,6 +157,7 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
             shift_indexes=encoded.shift_indexes,
             shift=encoded.shift,
             latents={"intra": intra},
+            refine=encoded.refine_reports("intra"),
         )
 
     def start_state(self, x_hat: torch.Tensor) -> torch.Tensor:
@@ -185,6 +186,7 @@ class ScaleSpaceFlowCodec(ScaleSpaceFlow, FrameCodec):
             shift=encoded.shift,
             latents={"motion": motion, "residual": residual, "x_pred": x_pred},
             state=encoded.x_hat,
+            refine=encoded.refine_reports("residual"),
         )
 
     @torch.no_grad()
