@@ -27,6 +27,7 @@ class Packet:
     part_bits: dict[str, int]  # entropy-coded bits per part name, e.g. {"residual_y": 1234}
     x_hat: torch.Tensor  # (1,3,H,W) float32 in [0,1], cropped to the picture size
     shift: object = None  # latent_shift.ShiftChoice of the frame, None without shift
+    refine: dict | None = None  # role -> latent_refinement.RefineReport, empty without refinement
 
 
 class Encoder:
@@ -70,4 +71,5 @@ class Encoder:
             part_bits={name: 8 * len(part) for name, part in zip(coded.part_names, coded.parts)},
             x_hat=picture.crop(coded.x_hat),
             shift=coded.shift,
+            refine=coded.refine,
         )

@@ -207,6 +207,7 @@ def encode_sequence(
                 dec_s=dec_s,
                 quantizer=config.quant,
                 shift=packet.shift,
+                refine=packet.refine,
                 ms_ssim=config.ms_ssim,
             )
             records.append(record)

@@ -1,6 +1,6 @@
 """Per-frame rate-distortion records (rd.jsonl) and their summary (summary.json).
 
-Schema of one rd.jsonl line (RD_LOG_VERSION 3; 2 had no contextual columns):
+Schema of one rd.jsonl line (RD_LOG_VERSION 4; 3 had no refine columns, 2 no contextual columns):
     poc, frame_type ("I" | "P"),
     bits            8 x the frame file size (everything the decoder reads for the frame),
     bits_header     bits - sum of the entropy-coded parts (frame header and CRC),
@@ -20,7 +20,11 @@ Schema of one rd.jsonl line (RD_LOG_VERSION 3; 2 had no contextual columns):
                     frame's latents are not shifted),
     shift_gain_db   PSNR-RGB gain of the shift over rho = 0 on the same latents (null: no shift),
     shift_corr      Pearson correlation of the entropy gradient g with the true gradient of the
-                    MSE w.r.t. the shifted latent (seed 000, Fig. 4c); null unless shift_diagnostics.
+                    MSE w.r.t. the shifted latent (seed 000, Fig. 4c); null unless shift_diagnostics,
+    refine_cost_before, refine_cost_after
+                    encoder-side latent refinement (latent_refinement.py): the frame's estimated
+                    rate-distortion cost (bpp + lambda * 255^2 * MSE, summed over its refined latents)
+                    of the analysis transform's latents and of those coded; null without refinement.
 """
 
 from __future__ import annotations
@@ -34,12 +38,12 @@ from pathlib import Path
 from vidcodec.metrics import bpp, ms_ssim_rgb, psnr_planes_db, psnr_rgb_db
 from vidcodec.tools import ROLES
 
-RD_LOG_VERSION = 3
+RD_LOG_VERSION = 4
 # A codec names its parts "<role>_y" and "<role>_z" (models/interface.py).
 PART_NAMES = tuple(f"{role}_{latent}" for role in ROLES for latent in ("y", "z"))
 AVERAGED_FIELDS = (
     "bits", "bpp", "psnr_rgb", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "ms_ssim_rgb", "enc_s", "dec_s",
-    "shift_gain_db", "shift_corr",
+    "shift_gain_db", "shift_corr", "refine_cost_before", "refine_cost_after",
 )
 
 
@@ -57,8 +61,10 @@ def frame_record(
     dec_s: float | None,
     quantizer: str,
     shift=None,
+    refine: dict | None = None,
 ) -> dict:
-    """One rd.jsonl line; ``shift`` is the frame's latent_shift.ShiftChoice (None without shift)."""
+    """One rd.jsonl line; ``shift`` is the frame's latent_shift.ShiftChoice (None without shift),
+    ``refine`` its role -> latent_refinement.RefineReport (empty or None: not refined)."""
     unknown = set(part_bits) - set(PART_NAMES)
     if unknown:
         raise ValueError(f"unknown part names {sorted(unknown)}")
@@ -80,6 +86,8 @@ def frame_record(
             "rho": None,
             "shift_gain_db": None,
             "shift_corr": None,
+            "refine_cost_before": sum(r.cost_before for r in refine.values()) if refine else None,
+            "refine_cost_after": sum(r.cost_after for r in refine.values()) if refine else None,
         }
     )
     if shift is not None:
@@ -91,7 +99,7 @@ def frame_record(
 
 def measured_frame_record(*, poc: int, frame_type: str, bits: int, part_bits: dict[str, int], frame, frame_hat,
                           bit_depth: int, x, x_hat, enc_s: float, dec_s: float | None, quantizer: str,
-                          shift=None, ms_ssim: bool = True) -> dict:
+                          shift=None, refine: dict | None = None, ms_ssim: bool = True) -> dict:
     """frame_record of a coded frame, its metrics measured: ``frame`` / ``frame_hat`` the original
     and written YuvFrames, ``x`` / ``x_hat`` (1,3,H,W) RGB in [0,1] (the reconstruction before YUV
     rounding where the codec has one). The same for vidcodec and anchor codecs. ``ms_ssim=False``
@@ -102,6 +110,7 @@ def measured_frame_record(*, poc: int, frame_type: str, bits: int, part_bits: di
         poc=poc, frame_type=frame_type, bits=bits, part_bits=part_bits, bpp=bpp(bits, width, height),
         psnr_rgb=psnr_rgb_db(x, x_hat), planes=psnr_planes_db(frame, frame_hat, bit_depth),
         ms_ssim_rgb=ms_ssim_rgb(x, x_hat) if ms_ssim else None, enc_s=enc_s, dec_s=dec_s, quantizer=quantizer, shift=shift,
+        refine=refine,
     )
 
 
