@@ -65,11 +65,13 @@ class RefineSettings:
 @dataclass(frozen=True)
 class RefineReport:
     """What refinement did to one latent: the cost (bits per pixel + lmbda-weighted MSE) of the
-    analysis transform's y and of the y kept, and the iteration that gave it (0: none better)."""
+    analysis transform's y and of the y kept, the iteration that gave it (0: none better), and the
+    cost of every iterate (scripts/refine_sweep.py)."""
 
     cost_before: float
     cost_after: float
     best_iteration: int
+    costs: tuple[float, ...] = ()
 
 
 def refine_latent(bits: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], y: torch.Tensor,
@@ -88,13 +90,12 @@ def refine_latent(bits: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tenso
     with torch.enable_grad():
         latent = y.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([latent], lr=settings.learning_rate)
-        best_cost, best_latent, best_iteration, first_cost = math.inf, latent.detach().clone(), 0, None
+        best_cost, best_latent, best_iteration, costs = math.inf, latent.detach().clone(), 0, []
         for iteration in range(settings.iterations + 1):
             frame_bits, y_hat = bits(latent)
             cost = frame_bits / pixels + distortion_weight * F.mse_loss(picture.crop(synthesize(y_hat)), target)
             value = cost.item()
-            if first_cost is None:
-                first_cost = value
+            costs.append(value)
             if value < best_cost:
                 best_cost, best_latent, best_iteration = value, latent.detach().clone(), iteration
             if iteration == settings.iterations:
@@ -102,4 +103,4 @@ def refine_latent(bits: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tenso
             # The gradient of y alone: the weights' .grad stay untouched.
             (latent.grad,) = torch.autograd.grad(cost, latent)
             optimizer.step()
-    return best_latent, RefineReport(first_cost, best_cost, best_iteration)
+    return best_latent, RefineReport(costs[0], best_cost, best_iteration, tuple(costs))
