@@ -53,7 +53,7 @@ class AutoregressiveCoder(HyperpriorCoder):
     autoregressive = True
     refinable = False  # latent_refinement.py: no differentiable rate over the serial context model yet
 
-    def differentiable_bits(self, y: torch.Tensor, context: torch.Tensor | None = None):
+    def differentiable_bits(self, y: torch.Tensor, context: torch.Tensor | None = None, noise=None):
         raise NotImplementedError("latent refinement of an autoregressive prior is not implemented")
 
     def _hyper_parameters(self, z_hat: torch.Tensor, y_shape: tuple[int, int]) -> torch.Tensor:

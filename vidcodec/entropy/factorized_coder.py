@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from vidcodec.entropy.hyperprior_coder import CodedLatent, EntropyParameters, bottleneck_likelihood, bottleneck_ste
+from vidcodec.entropy.hyperprior_coder import CodedLatent, EntropyParameters, bottleneck_likelihood, bottleneck_ste, uniform_noise
 
 
 class FactorizedCoder:
@@ -68,14 +68,17 @@ class FactorizedCoder:
             return self.y_coder.decode(y_bytes, params.mu, params.scale_indexes)[0]
         return self.entropy_bottleneck.decompress([y_bytes], tuple(params.mu.shape[-2:]))
 
-    def differentiable_bits(self, y: torch.Tensor, context: torch.Tensor | None = None
-                            ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(bits of y, y_hat) as ``encode`` would code y with rounding, differentiable in y
-        (straight-through rounding; latent_refinement.py)."""
+    def differentiable_bits(self, y: torch.Tensor, context: torch.Tensor | None = None,
+                            noise: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(bits of y, y_hat) as ``encode`` would code y with rounding; the gradient is the
+        uniform-noise proxy's (HyperpriorCoder.differentiable_bits)."""
         if context is not None:
             raise ValueError("a factorized prior takes no context")
-        y_hat = bottleneck_ste(self.entropy_bottleneck, y)
-        return -torch.log2(bottleneck_likelihood(self.entropy_bottleneck, y_hat)).sum(), y_hat
+        eb = self.entropy_bottleneck
+        y_hat = bottleneck_ste(eb, y)
+        rounded_bits = -torch.log2(bottleneck_likelihood(eb, y_hat)).sum()
+        noisy_bits = -torch.log2(bottleneck_likelihood(eb, y + uniform_noise(y, noise))).sum()
+        return noisy_bits + (rounded_bits - noisy_bits).detach(), y_hat
 
     def entropy_gradient(self, y_hat: torch.Tensor, params) -> torch.Tensor:
         """d/dy [-log P(y)] at y_hat under each channel's discretized learned density."""

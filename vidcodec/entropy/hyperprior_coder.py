@@ -121,21 +121,32 @@ class HyperpriorCoder:
         z_bytes = self.hyperprior.entropy_bottleneck.compress(z)[0]
         return z_bytes, self.hyperprior.entropy_bottleneck.decompress([z_bytes], z.shape[-2:])
 
-    def differentiable_bits(self, y: torch.Tensor, context: torch.Tensor | None = None
-                            ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(bits of z and y, y_hat) as ``encode`` would code y with rounding, differentiable in y
-        (latent_refinement.py): z and y are rounded as the coder rounds them, with straight-through
-        gradients, and the bits are -log2 of the likelihoods the rANS tables approximate."""
+    def differentiable_bits(self, y: torch.Tensor, context: torch.Tensor | None = None,
+                            noise: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(bits of z and y, y_hat) as ``encode`` would code y with rounding (latent_refinement.py):
+        z and y rounded as the coder rounds them, the bits -log2 of the likelihoods the rANS tables
+        approximate. The gradient is that of the uniform-noise proxy the models are trained with
+        (``noise`` draws it): the rounded cost is flat between rounding steps. y_hat passes gradients
+        straight through its rounding."""
+        z = self._z(y)
+        rounded_bits, y_hat = self._bits(bottleneck_ste(self.hyperprior.entropy_bottleneck, z), y, context,
+                                         y_noise=None)
+        noisy_bits, _ = self._bits(z + uniform_noise(z, noise), y, context, y_noise=uniform_noise(y, noise))
+        return noisy_bits + (rounded_bits - noisy_bits).detach(), y_hat
+
+    def _bits(self, z_tilde: torch.Tensor, y: torch.Tensor, context: torch.Tensor | None,
+              y_noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bits of z_tilde and of y_tilde under the parameters z_tilde gives, y_tilde = y + y_noise, or
+        y rounded around its mean (straight through) when y_noise is None; and y_tilde."""
         hp = self.hyperprior
         y_shape = tuple(y.shape[-2:])
-        z_hat = bottleneck_ste(hp.entropy_bottleneck, self._z(y))
-        z_bits = -torch.log2(bottleneck_likelihood(hp.entropy_bottleneck, z_hat)).sum()
-        sigma, mu = hyperprior_parameters(hp, z_hat, context)
+        z_bits = -torch.log2(bottleneck_likelihood(hp.entropy_bottleneck, z_tilde)).sum()
+        sigma, mu = hyperprior_parameters(hp, z_tilde, context)
         sigma, mu = sigma[..., :y_shape[0], :y_shape[1]], mu[..., :y_shape[0], :y_shape[1]]
+        y_tilde = quantize_ste(y - mu) + mu if y_noise is None else y + y_noise
         gc = hp.gaussian_conditional
-        y_hat = quantize_ste(y - mu) + mu
-        y_bits = -torch.log2(gc.likelihood_lower_bound(gc._likelihood(y_hat, sigma, mu))).sum()
-        return z_bits + y_bits, y_hat
+        y_bits = -torch.log2(gc.likelihood_lower_bound(gc._likelihood(y_tilde, sigma, mu))).sum()
+        return z_bits + y_bits, y_tilde
 
     def decode_side(self, z_bytes: bytes, y_shape: tuple[int, int],
                     context: torch.Tensor | None = None) -> EntropyParameters:
@@ -157,6 +168,11 @@ class HyperpriorCoder:
             return self.y_coder.decode(y_bytes, params.mu, params.scale_indexes)[0]
         gc = self.hyperprior.gaussian_conditional
         return gc.decompress([y_bytes], params.scale_indexes, params.mu.dtype, params.mu)
+
+
+def uniform_noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """U(-1/2, 1/2) noise of ``like``'s shape: the training proxy of rounding."""
+    return torch.rand(like.shape, generator=generator, dtype=like.dtype) - 0.5
 
 
 def bottleneck_ste(entropy_bottleneck, values: torch.Tensor) -> torch.Tensor:

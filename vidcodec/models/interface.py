@@ -196,8 +196,8 @@ class FrameCodec(ABC):
         coder = self.latent_coders[role]
         report = None
         if self.tools.refine is not None:
-            y, report = refine_latent(lambda latent: coder.differentiable_bits(latent, context), y, synthesize, x,
-                                      picture, self.tools.refine)
+            y, report = refine_latent(lambda latent, noise: coder.differentiable_bits(latent, context, noise), y,
+                                      synthesize, x, picture, self.tools.refine)
         latent = coder.encode(y, context)
         if not self.shifts(role):
             return EncodedLatent(latent, latent.y_hat, synthesize(latent.y_hat), refine=report)
