@@ -14,7 +14,6 @@ an interrupted run never leaves a directory that looks complete.
 from __future__ import annotations
 
 import dataclasses
-
 import math
 import os
 import shutil
