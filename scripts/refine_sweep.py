@@ -29,12 +29,12 @@ from vidcodec.io.yuv import YuvReader
 from vidcodec.pipeline import load_models, sequence_header
 
 
-def sweep(sequence: Path, quality: int, frames: int, intra_period: int, learning_rate: float, iterations: int,
-          models=None) -> tuple[list[tuple[str, tuple[float, ...]]], float]:
-    """[(frame type, costs of every iterate)] of each refined latent, and the seconds per step."""
+def sweep(models, sequence: Path, quality: int, frames: int, intra_period: int, learning_rate: float,
+          iterations: int) -> tuple[list[tuple[str, tuple[float, ...]]], float]:
+    """[(frame type, costs of every iterate)] of each refined latent, and the seconds per step; ``models``
+    from pipeline.load_models (loaded once for all learning rates)."""
     config = with_default_intra(CodecConfig(quality=quality, intra_period=intra_period, refine_iterations=iterations,
                                             refine_learning_rate=learning_rate)).validate()
-    models = models or load_models(config)
     models.attach_tools(config.coding_tools())
     traces, start = [], time.perf_counter()
     with YuvReader(sequence) as reader:
@@ -60,15 +60,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     budgets = [int(b) for b in args.budgets.split(",") if int(b) <= args.iterations]
-    rows, models = [], None
+    rows = []
+    models = load_models(with_default_intra(CodecConfig(quality=args.quality)).validate())
     print(f"{args.sequence.name}, q{args.quality}, {args.frames} frames: mean best cost / cost of the analysis "
           "latent, by steps")
     print(f"{'lr':>7} {'type':>4} " + " ".join(f"{b:>6}" for b in budgets) + "   s/step")
     for learning_rate in [float(v) for v in args.learning_rates.split(",")]:
-        if models is None:
-            models = load_models(with_default_intra(CodecConfig(quality=args.quality)).validate())
-        traces, seconds = sweep(args.sequence, args.quality, args.frames, args.intra_period, learning_rate,
-                                args.iterations, models)
+        traces, seconds = sweep(models, args.sequence, args.quality, args.frames, args.intra_period, learning_rate,
+                                args.iterations)
         for frame_type in ("I", "P"):
             mine = [costs for kind, costs in traces if kind == frame_type]
             if not mine:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from vidcodec.entropy.hyperprior_coder import CodedLatent, EntropyParameters, bottleneck_likelihood, bottleneck_ste, uniform_noise
+from vidcodec.entropy.hyperprior_coder import (CodedLatent, EntropyParameters, bottleneck_likelihood, bottleneck_ste,
+                                               uniform_noise, value_with_gradient_of)
 
 
 class FactorizedCoder:
@@ -78,7 +79,7 @@ class FactorizedCoder:
         y_hat = bottleneck_ste(eb, y)
         rounded_bits = -torch.log2(bottleneck_likelihood(eb, y_hat)).sum()
         noisy_bits = -torch.log2(bottleneck_likelihood(eb, y + uniform_noise(y, noise))).sum()
-        return noisy_bits + (rounded_bits - noisy_bits).detach(), y_hat
+        return value_with_gradient_of(rounded_bits, noisy_bits), y_hat
 
     def entropy_gradient(self, y_hat: torch.Tensor, params) -> torch.Tensor:
         """d/dy [-log P(y)] at y_hat under each channel's discretized learned density."""

@@ -132,7 +132,7 @@ class HyperpriorCoder:
         rounded_bits, y_hat = self._bits(bottleneck_ste(self.hyperprior.entropy_bottleneck, z), y, context,
                                          y_noise=None)
         noisy_bits, _ = self._bits(z + uniform_noise(z, noise), y, context, y_noise=uniform_noise(y, noise))
-        return noisy_bits + (rounded_bits - noisy_bits).detach(), y_hat
+        return value_with_gradient_of(rounded_bits, noisy_bits), y_hat
 
     def _bits(self, z_tilde: torch.Tensor, y: torch.Tensor, context: torch.Tensor | None,
               y_noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,6 +168,11 @@ class HyperpriorCoder:
             return self.y_coder.decode(y_bytes, params.mu, params.scale_indexes)[0]
         gc = self.hyperprior.gaussian_conditional
         return gc.decompress([y_bytes], params.scale_indexes, params.mu.dtype, params.mu)
+
+
+def value_with_gradient_of(value: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:
+    """``value`` in the forward pass, ``proxy``'s gradient in the backward pass."""
+    return proxy + (value - proxy).detach()
 
 
 def uniform_noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
