@@ -56,7 +56,8 @@ def test_p_frames_decode_bit_exactly_with_a_feature_state(codec):
         codec.decode_inter(inter.parts, state + 0.5, (64, 128), inter.entropy_hash)
 
 
-@pytest.mark.parametrize("model_id, fixture", [("dcvc-small", "codec"), ("dcvc-small-gated", "gated_trained")])
+@pytest.mark.parametrize("model_id, fixture", [("dcvc-small", "codec"), ("dcvc-small-gated", "gated_trained"),
+                                               ("dcvc-small-detail", "detail_trained")])
 def test_a_sequence_round_trips_with_oct_and_the_latent_shift_on_the_contextual_latent(model_id, fixture, request,
                                                                                         tmp_path):
     codec = request.getfixturevalue(fixture)
@@ -160,3 +161,41 @@ def test_the_shipped_ladder_loads_with_its_provenance(quality, lmbda):
     stages = loaded.provenance["curriculum"]
     assert [(s["stage"], s["steps"], s["lmbda"]) for s in stages[:2]] == [("chains", 11706, 0.0067), ("chains", 5734, 0.0067)]
     assert stages[-1]["lmbda"] == lmbda and loaded.provenance["train_config"]["lmbda"] == lmbda
+
+
+@pytest.fixture(scope="module")
+def detail(codec) -> DcvcSmallCodec:
+    """dcvc-small-detail with codec's weights, its head's last layer zero as a warm start leaves it."""
+    model = build_model("dcvc-small-detail", **SMALL).eval()
+    assert {name.split(".")[0] for name in set(model.state_dict()) - set(codec.state_dict())} == {"detail"}
+    model.load_state_dict(codec.state_dict(), strict=False)
+    model.update(force=True)
+    return model
+
+
+def test_the_detail_head_starts_at_zero_so_a_warm_start_codes_as_dcvc_small(codec, detail):
+    torch.manual_seed(4)
+    frames = [torch.rand(1, 3, 64, 128) for _ in range(3)]
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(codec(frames).x_hat, detail(frames).x_hat))
+    assert detail.config() == {**SMALL, "detail_head": True}
+
+
+@pytest.fixture(scope="module")
+def detail_trained(detail) -> DcvcSmallCodec:
+    """``detail`` with a non-zero head, as training leaves it: its P-frame pictures differ from codec's."""
+    detail = copy.deepcopy(detail)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        detail.detail[-1].weight.normal_(0.0, 0.05)
+    detail.update(force=True)
+    return detail
+
+
+def test_a_trained_detail_head_changes_p_frames_only(codec, detail_trained):
+    torch.manual_seed(6)
+    frames = [torch.rand(1, 3, 64, 128) for _ in range(3)]
+    with torch.no_grad():
+        plain, with_head = codec(frames).x_hat, detail_trained(frames).x_hat
+    assert torch.equal(plain[0], with_head[0])  # the I-frame path has no head
+    assert not torch.equal(plain[1], with_head[1])

@@ -86,6 +86,12 @@ MODELS: dict[str, ModelSpec] = {
         description="dcvc-small whose P-frames can keep the previous picture's detail (a gate on it); "
                     "an experiment, no shipped weights",
     ),
+    "dcvc-small-detail": ModelSpec(
+        builder=DcvcSmallCodec,
+        default_config={"features": 64, "latent": 96, "detail_head": True},
+        description="dcvc-small whose P-frame picture adds a non-linear detail head to its rank-64 "
+                    "to_pixels; an experiment, no shipped weights",
+    ),
     "bmshj2018-factorized": ModelSpec(
         builder=Bmshj2018FactorizedCodec,
         default_config={"N": 128, "M": 192},
