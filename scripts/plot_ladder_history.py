@@ -44,6 +44,16 @@ def ladder_training(commit: str, model: str) -> dict:
     }
 
 
+def power_law_fit(frame_pixels: list[float], bd_pct: list[float], target_pct: float) -> tuple[float, float, float, float]:
+    """Least-squares line log(1 + BD/100) = intercept + slope * log(frame_pixels): (slope, intercept,
+    the factor on (1 + BD/100) per doubling of training, the frame-pixels at which BD reaches target_pct;
+    inf when the fit does not fall)."""
+    slope, intercept = np.polyfit(np.log(frame_pixels), np.log1p(np.asarray(bd_pct) / 100.0), 1)
+    per_doubling = math.exp(slope * math.log(2.0))
+    needed = math.exp((math.log1p(target_pct / 100.0) - intercept) / slope) if slope < 0 else math.inf
+    return float(slope), float(intercept), per_doubling, needed
+
+
 def main() -> None:
     import matplotlib
 
@@ -63,11 +73,8 @@ def main() -> None:
         row.update(ladder_training(row["commit"], args.model))
         print(f"{row['commit']}  {row['steps']:>7} steps  {row['frame_pixels'] / 1e9:6.1f} G frame-px  "
               f"{row['wall_h']:5.1f} h  {float(row['bd_vs_x264_pct']):+7.1f}%  {row['label']}")
-    log_px = np.log([row["frame_pixels"] for row in rows])
-    log_ratio = np.log([1.0 + float(row["bd_vs_x264_pct"]) / 100.0 for row in rows])
-    slope, intercept = np.polyfit(log_px, log_ratio, 1)
-    per_doubling = math.exp(slope * math.log(2.0))
-    needed_px = math.exp((math.log(1.0 + args.target / 100.0) - intercept) / slope) if slope < 0 else math.inf
+    slope, intercept, per_doubling, needed_px = power_law_fit(
+        [row["frame_pixels"] for row in rows], [float(row["bd_vs_x264_pct"]) for row in rows], args.target)
     print(f"fit: each doubling of training multiplies (1 + BD/100) by {per_doubling:.3f}; "
           f"{args.target:+.0f}% predicted at {needed_px / 1e9:.0f} G frame-px "
           f"({needed_px / rows[-1]['frame_pixels']:.1f}x the last ladder's)")
