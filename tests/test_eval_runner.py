@@ -304,3 +304,27 @@ def test_the_model_defaults_to_the_one_the_weights_directory_holds(tmp_path):
     assert model_of_weights_dir(tmp_path) == "ssf-small"
     (tmp_path / "mbt2018-mean-small-q1.pt").touch()
     assert model_of_weights_dir(tmp_path) is None  # two models: the config's, as without --weights
+
+
+def test_intra_weights_code_the_i_frames_with_local_checkpoints_and_name_them(dataset, tmp_path):
+    """--intra-weights DIR: the I-frames by DIR's INTRA_MODEL-qQ.pt, decoded from the files with it, and
+    the file's hash in the job's identity; a missing rate point or a weightless model is refused first."""
+    intra_dir = tmp_path / "intra"
+    intra_dir.mkdir()
+    torch.manual_seed(5)
+    codec = build_model("bmshj2018-factorized-small", N=8, M=8)
+    save_checkpoint(intra_dir / "bmshj2018-factorized-small-q1.pt", codec, "bmshj2018-factorized-small", {})
+    out = tmp_path / "run"
+    options = dict(configs=["baseline"], qualities=[1], sequences=["Cat"], intra_model="bmshj2018-factorized-small",
+                   intra_weights_dir=intra_dir)
+    outcome = run_eval(request(dataset, out, **options))
+    assert [s["status"] for s in outcome.statuses] == ["done"]  # run_job decodes the files and compares
+    parameters = json.loads((out / "Cat" / "baseline" / "q1" / "job.json").read_text())["parameters"]
+    assert parameters["intra_weights_sha256"] == file_hash(intra_dir / "bmshj2018-factorized-small-q1.pt")
+    summary = json.loads((out / "Cat" / "baseline" / "q1" / "summary.json").read_text())
+    assert summary["config"]["intra_checkpoint"] == str(intra_dir / "bmshj2018-factorized-small-q1.pt")
+    with pytest.raises(ConfigError, match="bmshj2018-factorized-small-q2.pt"):
+        run_eval(request(dataset, tmp_path / "run2", **{**options, "qualities": [1, 2]}))
+    with pytest.raises(ConfigError, match="learned image codec"):
+        run_eval(request(dataset, tmp_path / "run3", **{**options, "intra_model": "x265-intra"}))
+    assert not (tmp_path / "run2").exists() and not (tmp_path / "run3").exists()

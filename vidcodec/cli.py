@@ -414,6 +414,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                                               "itself: its own I-frame path), or with x265-intra / svtav1-intra "
                                               "at that rate point's QP. Default: mbt2018-mean-small with the "
                                               "shipped dcvc-small/ssf-small weights, none with --weights")
+    parser.add_argument("--intra-weights", type=Path, help="directory of INTRA_MODEL-qQ.pt checkpoints for the "
+                                                           "I-frames instead of --intra-model's shipped weights "
+                                                           "(--intra-model default: the one model it holds)")
     parser.add_argument("--out", type=Path, required=True, help="run directory (rerun to resume)")
     parser.add_argument("--anchor", default="baseline", help="configuration the BD-rates are measured against")
     parser.add_argument("--ray-address", help="address of an existing Ray cluster (default: local, in-process)")
@@ -434,8 +437,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
         frames=args.frames, intra_period=args.intra_period,
         crop=parse_size(args.crop) if args.crop else None, downscale=args.downscale,
         num_threads=args.num_threads, model=args.model or model_of_weights_dir(args.weights),
-        weights_dir=args.weights, intra_model=args.intra_model,
-        ray_address=args.ray_address, serial=args.serial, force=args.force, progress=not args.quiet,
+        weights_dir=args.weights, intra_model=args.intra_model or model_of_weights_dir(args.intra_weights),
+        intra_weights_dir=args.intra_weights, ray_address=args.ray_address, serial=args.serial, force=args.force, progress=not args.quiet,
     )
     outcome = run_eval(request)
     print(summarize_run(args.out, args.anchor))

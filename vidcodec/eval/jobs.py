@@ -94,6 +94,7 @@ class Job:
     # The I-frames' model when not ``model``'s own (shipped weights of the same rate point), and the
     # sha256 of that checkpoint file.
     intra_model: str | None = None
+    intra_weights_dir: str | None = None  # {intra_model}-q{Q}.pt files instead of its shipped weights
     intra_weights_sha256: str | None = None
 
     @property
@@ -132,6 +133,11 @@ def weights_file(setting: EvalSetting, quality: int, model: str | None, weights_
     return path if path.is_file() and not codec.get("pretrained") else None
 
 
+def intra_weights_file(intra_weights_dir: str, intra_model: str, quality: int) -> Path:
+    """The I-frame checkpoint of rate point ``quality`` in an --intra-weights directory."""
+    return Path(intra_weights_dir) / f"{intra_model}-q{quality}.pt"
+
+
 def file_hash(path: Path, algorithm: str = "sha256") -> str:
     digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
@@ -163,7 +169,10 @@ def job_config(job: Job):
     if job.weights_dir:
         overrides["checkpoint"] = str(weights_file(job.setting, job.quality, job.model, job.weights_dir))
         overrides["quality"] = None
-    if job.intra_model:
+    if job.intra_model and job.intra_weights_dir:
+        overrides.update(intra_model=job.intra_model, intra_quality=None, intra_checkpoint=str(
+            intra_weights_file(job.intra_weights_dir, job.intra_model, job.quality)))
+    elif job.intra_model:
         overrides.update(intra_model=job.intra_model, intra_quality=job.quality)
     return load_config(overrides=overrides)
 
@@ -178,7 +187,8 @@ def _encode_learned(job: Job, reader, work: Path) -> dict:
         encode_sequence(reader, work, config, num_frames=job.num_frames, recon_path=recon, force=True,
                         progress=False, run_info={"job": job.key})
         # The check that matters: a fresh decoder, reading only the files, gives the same pictures.
-        decode_sequence(work, decoded, checkpoint=config.checkpoint, progress=False)
+        decode_sequence(work, decoded, checkpoint=config.checkpoint, progress=False,
+                        intra_checkpoint=config.intra_checkpoint)
         recon_md5, decoded_md5 = file_hash(recon, "md5"), file_hash(decoded, "md5")
         if recon_md5 != decoded_md5:
             raise VidcodecError(f"{job.key}: decoding the files gives other pictures than the encoder's "

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidcodec.errors import ConfigError, OutputError
-from vidcodec.eval.jobs import Job, file_hash, load_setting, run_job, weights_file
+from vidcodec.eval.jobs import Job, file_hash, intra_weights_file, load_setting, run_job, weights_file
 from vidcodec.eval.proxy import ProxySpec, write_proxy
 from vidcodec.eval.results import atomic_write_text
 from vidcodec.io.yuv import SequenceGeometry, YuvReader, load_dataset
@@ -72,6 +72,8 @@ class EvalRequest:
     # I-frames by this model's shipped weights (same rate point); None: the registry's default for
     # the shipped weights (models/registry.py, default_intra_model), filled in by run_eval
     intra_model: str | None = None
+    # {intra_model}-q{Q}.pt files for the I-frames instead of that model's shipped weights
+    intra_weights_dir: Path | None = None
     ray_address: str | None = None
     serial: bool = False
     force: bool = False
@@ -85,6 +87,7 @@ class EvalRequest:
             "downscale": self.downscale, "num_threads": self.num_threads, "model": self.model,
             "weights_dir": str(self.weights_dir.resolve()) if self.weights_dir else None,
             "intra_model": self.intra_model,
+            "intra_weights_dir": str(self.intra_weights_dir.resolve()) if self.intra_weights_dir else None,
         }))
 
 
@@ -159,6 +162,7 @@ def prepare_inputs(request: EvalRequest) -> dict[str, tuple[Path, SequenceGeomet
 def plan_jobs(request: EvalRequest, inputs: dict) -> list[Job]:
     settings = [load_setting(name) for name in request.configs]
     weights_dir = str(request.weights_dir.resolve()) if request.weights_dir else None
+    intra_weights_dir = str(request.intra_weights_dir.resolve()) if request.intra_weights_dir else None
     hashes: dict[Path, str] = {}
 
     def weights_sha256(setting, quality: int) -> str | None:
@@ -177,7 +181,8 @@ def plan_jobs(request: EvalRequest, inputs: dict) -> list[Job]:
         spec = MODELS.get(request.intra_model)
         if spec is not None and spec.weightless:  # x265-intra, ...: its settings (QP) stand for weights
             return load_model(request.intra_model, quality=quality).checkpoint_hash.hex()
-        path = shipped_checkpoint_path(request.intra_model, quality)
+        path = (intra_weights_file(intra_weights_dir, request.intra_model, quality) if intra_weights_dir
+                else shipped_checkpoint_path(request.intra_model, quality))
         return file_hash(path) if path.is_file() else None
 
     jobs = []
@@ -192,6 +197,7 @@ def plan_jobs(request: EvalRequest, inputs: dict) -> list[Job]:
                     num_threads=request.num_threads, model=request.model, weights_dir=weights_dir,
                     weights_sha256=weights_sha256(setting, quality),
                     intra_model=request.intra_model if not setting.anchor else None,
+                    intra_weights_dir=intra_weights_dir if not setting.anchor else None,
                     intra_weights_sha256=intra_sha256(setting, quality),
                 ))
     return jobs
@@ -271,6 +277,24 @@ def with_default_intra(request: EvalRequest) -> EvalRequest:
     return dataclasses.replace(request, intra_model=default_intra_model(model, request.weights_dir is not None))
 
 
+def check_intra_weights(request: EvalRequest) -> None:
+    """--intra-weights needs a learned I-frame model whose file is there for every rate point."""
+    from vidcodec.models.registry import MODELS
+
+    if request.intra_weights_dir is None:
+        return
+    spec = MODELS.get(request.intra_model) if request.intra_model else None
+    if spec is None or spec.weightless:
+        raise ConfigError(f"--intra-weights {request.intra_weights_dir} needs --intra-model naming a learned "
+                          f"image codec whose files it holds (got {request.intra_model!r})")
+    missing = [str(intra_weights_file(str(request.intra_weights_dir), request.intra_model, q))
+               for q in request.qualities
+               if not intra_weights_file(str(request.intra_weights_dir), request.intra_model, q).is_file()]
+    if missing:
+        raise ConfigError(f"--intra-weights: no {', '.join(missing)} (one {request.intra_model}-qQ.pt per rate "
+                          "point of --qualities)")
+
+
 def run_eval(request: EvalRequest) -> EvalOutcome:
     """Run (or resume) every job of ``request``; writes jobs.json and results (see module docstring)."""
     from tqdm import tqdm
@@ -282,6 +306,7 @@ def run_eval(request: EvalRequest) -> EvalOutcome:
     if request.intra_period == 0 or request.intra_period < -1:
         raise ConfigError(f"intra_period={request.intra_period} (expected -1 or >= 1)")
     request = with_default_intra(request)
+    check_intra_weights(request)
     _check_run_dir(request)
     inputs = prepare_inputs(request)
     jobs = plan_jobs(request, inputs)
