@@ -90,21 +90,38 @@ def test_the_trainer_trains_it_with_the_lattice_in_the_loop(tmp_path):
     assert load_model("dcvc-small", checkpoint=tmp_path / "m.pt").codec.config() == SMALL
 
 
-@pytest.fixture(scope="module")
-def gated(codec) -> DcvcSmallCodec:
-    """dcvc-small-gated with codec's weights, its gate zero as a warm start leaves it."""
-    model = build_model("dcvc-small-gated", **SMALL).eval()
-    assert set(model.state_dict()) - set(codec.state_dict()) == {"gate.weight", "gate.bias"}
+def warm_started(model_id: str, codec: DcvcSmallCodec) -> DcvcSmallCodec:
+    """model_id (a dcvc-small variant) with codec's weights, its own added parts as they start."""
+    model = build_model(model_id, **SMALL).eval()
     model.load_state_dict(codec.state_dict(), strict=False)
     model.update(force=True)
     return model
 
 
-def test_the_gate_starts_at_zero_so_a_warm_start_codes_as_dcvc_small(codec, gated):
+@pytest.fixture(scope="module")
+def gated(codec) -> DcvcSmallCodec:
+    """dcvc-small-gated with codec's weights, its gate zero as a warm start leaves it."""
+    return warm_started("dcvc-small-gated", codec)
+
+
+@pytest.fixture(scope="module")
+def detail(codec) -> DcvcSmallCodec:
+    """dcvc-small-detail with codec's weights, its head's last layer zero as a warm start leaves it."""
+    return warm_started("dcvc-small-detail", codec)
+
+
+@pytest.mark.parametrize("fixture, added, config", [
+    ("gated", {"gate"}, {"reference_gate": True}),
+    ("detail", {"detail"}, {"detail_head": True}),
+])
+def test_a_variant_adds_only_its_part_and_a_warm_start_codes_as_dcvc_small(codec, fixture, added, config, request):
+    variant = request.getfixturevalue(fixture)
+    assert {name.split(".")[0] for name in set(variant.state_dict()) - set(codec.state_dict())} == added
+    assert variant.config() == {**SMALL, **config}
     torch.manual_seed(2)
     frames = [torch.rand(1, 3, 64, 128) for _ in range(3)]
     with torch.no_grad():
-        assert all(torch.equal(a, b) for a, b in zip(codec(frames).x_hat, gated(frames).x_hat))
+        assert all(torch.equal(a, b) for a, b in zip(codec(frames).x_hat, variant(frames).x_hat))
 
 
 @pytest.fixture(scope="module")
@@ -161,24 +178,6 @@ def test_the_shipped_ladder_loads_with_its_provenance(quality, lmbda):
     stages = loaded.provenance["curriculum"]
     assert [(s["stage"], s["steps"], s["lmbda"]) for s in stages[:2]] == [("chains", 11706, 0.0067), ("chains", 5734, 0.0067)]
     assert stages[-1]["lmbda"] == lmbda and loaded.provenance["train_config"]["lmbda"] == lmbda
-
-
-@pytest.fixture(scope="module")
-def detail(codec) -> DcvcSmallCodec:
-    """dcvc-small-detail with codec's weights, its head's last layer zero as a warm start leaves it."""
-    model = build_model("dcvc-small-detail", **SMALL).eval()
-    assert {name.split(".")[0] for name in set(model.state_dict()) - set(codec.state_dict())} == {"detail"}
-    model.load_state_dict(codec.state_dict(), strict=False)
-    model.update(force=True)
-    return model
-
-
-def test_the_detail_head_starts_at_zero_so_a_warm_start_codes_as_dcvc_small(codec, detail):
-    torch.manual_seed(4)
-    frames = [torch.rand(1, 3, 64, 128) for _ in range(3)]
-    with torch.no_grad():
-        assert all(torch.equal(a, b) for a, b in zip(codec(frames).x_hat, detail(frames).x_hat))
-    assert detail.config() == {**SMALL, "detail_head": True}
 
 
 @pytest.fixture(scope="module")
