@@ -438,7 +438,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
         crop=parse_size(args.crop) if args.crop else None, downscale=args.downscale,
         num_threads=args.num_threads, model=args.model or model_of_weights_dir(args.weights),
         weights_dir=args.weights, intra_model=args.intra_model or model_of_weights_dir(args.intra_weights),
-        intra_weights_dir=args.intra_weights, ray_address=args.ray_address, serial=args.serial, force=args.force, progress=not args.quiet,
+        intra_weights_dir=args.intra_weights,
+        ray_address=args.ray_address, serial=args.serial, force=args.force, progress=not args.quiet,
     )
     outcome = run_eval(request)
     print(summarize_run(args.out, args.anchor))

@@ -287,9 +287,8 @@ def check_intra_weights(request: EvalRequest) -> None:
     if spec is None or spec.weightless:
         raise ConfigError(f"--intra-weights {request.intra_weights_dir} needs --intra-model naming a learned "
                           f"image codec whose files it holds (got {request.intra_model!r})")
-    missing = [str(intra_weights_file(str(request.intra_weights_dir), request.intra_model, q))
-               for q in request.qualities
-               if not intra_weights_file(str(request.intra_weights_dir), request.intra_model, q).is_file()]
+    paths = [intra_weights_file(str(request.intra_weights_dir), request.intra_model, q) for q in request.qualities]
+    missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         raise ConfigError(f"--intra-weights: no {', '.join(missing)} (one {request.intra_model}-qQ.pt per rate "
                           "point of --qualities)")
