@@ -6,7 +6,8 @@ shipped) against the training that ladder had, and what a power-law fit of the t
         --out docs/eval/dcvc-small-ladder-history.png
 
 The CSV holds one measured ladder per row: commit (whose vidcodec/weights/MODEL-q1..q4.pt were coded),
-bd_vs_x264_pct, and a label. The training is read from those checkpoints' provenance at that commit:
+bd_vs_x264_pct, a label, and optionally model (default --model; a ladder warm-started from another
+model's, e.g. dcvc-small-detail from dcvc-small, carries its curriculum and continues the curve). The training is read from those checkpoints' provenance at that commit:
 the distinct curriculum entries over the four rate points (rate points fine-tuned from one another
 share their ancestors' entries, which count once), in coded frame-pixels (steps x batch x frames x
 crop^2). The fit is log(1 + BD/100) linear in log(frame-pixels): the factor by which each doubling of
@@ -61,7 +62,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--history", type=Path, required=True, help="CSV: commit, bd_vs_x264_pct, label")
+    parser.add_argument("--history", type=Path, required=True, help="CSV: commit, bd_vs_x264_pct, label[, model]")
     parser.add_argument("--model", default="dcvc-small")
     parser.add_argument("--target", type=float, default=100.0, help="BD-rate vs x264 to predict the training for")
     parser.add_argument("--out", type=Path, required=True)
@@ -70,7 +71,7 @@ def main() -> None:
     if len(rows) < 2:
         raise SystemExit(f"error: {args.history} has {len(rows)} ladders; a fit needs at least 2")
     for row in rows:
-        row.update(ladder_training(row["commit"], args.model))
+        row.update(ladder_training(row["commit"], row.get("model") or args.model))
         print(f"{row['commit']}  {row['steps']:>7} steps  {row['frame_pixels'] / 1e9:6.1f} G frame-px  "
               f"{row['wall_h']:5.1f} h  {float(row['bd_vs_x264_pct']):+7.1f}%  {row['label']}")
     slope, intercept, per_doubling, needed_px = power_law_fit(

@@ -170,14 +170,19 @@ def test_a_gate_of_one_copies_the_reference_picture_whatever_was_coded(gated):
     assert torch.allclose(coded.x_hat, reference, atol=1e-6)
 
 
+@pytest.mark.parametrize("model_id", ["dcvc-small", "dcvc-small-detail"])
 @pytest.mark.parametrize("quality, lmbda", [(1, 0.0018), (2, 0.0035), (3, 0.0067), (4, 0.013)])
-def test_the_shipped_ladder_loads_with_its_provenance(quality, lmbda):
-    """vidcodec/weights/dcvc-small-qN.pt: each rate point fine-tuned from the 17,440-step q3 (README)."""
-    loaded = load_model("dcvc-small", quality=quality)
-    assert shipped_checkpoint_path("dcvc-small", quality).stat().st_size < 10 * 2**20
+def test_the_shipped_ladder_loads_with_its_provenance(model_id, quality, lmbda):
+    """vidcodec/weights/dcvc-small-qN.pt: each rate point fine-tuned from the 17,440-step q3 (README);
+    dcvc-small-detail-qN.pt: warm-started from dcvc-small-qN.pt, whose curriculum it carries on."""
+    loaded = load_model(model_id, quality=quality)
+    assert shipped_checkpoint_path(model_id, quality).stat().st_size < 10 * 2**20
     stages = loaded.provenance["curriculum"]
     assert [(s["stage"], s["steps"], s["lmbda"]) for s in stages[:2]] == [("chains", 11706, 0.0067), ("chains", 5734, 0.0067)]
     assert stages[-1]["lmbda"] == lmbda and loaded.provenance["train_config"]["lmbda"] == lmbda
+    if model_id == "dcvc-small-detail":
+        assert loaded.provenance["train_config"]["warm_start_from"] == f"vidcodec/weights/dcvc-small-q{quality}.pt"
+        assert loaded.codec.detail[-1].weight.abs().max() > 0  # a trained head, not the zero warm start
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The shipped rate ladders as a user meets them: more bits must buy more quality. Video models (ssf-small,
-dcvc-small) on lavfi testsrc2, image codecs (bmshj2018-factorized-small, mbt2018-mean-small) on a held-out
+dcvc-small, dcvc-small-detail) on lavfi testsrc2, image codecs (bmshj2018-factorized-small, mbt2018-mean-small) on a held-out
 photograph."""
 
 import json
@@ -29,7 +29,7 @@ def testsrc2(tmp_path_factory) -> Path:
     return make_sequences("--patterns", tmp_path_factory.mktemp("patterns")) / "Testsrc2_416x240_30fps_420_8bit_YUV.yuv"
 
 
-@pytest.fixture(scope="module", params=["ssf-small", "dcvc-small"])
+@pytest.fixture(scope="module", params=["ssf-small", "dcvc-small", "dcvc-small-detail"])
 def testsrc2_ladder(request, testsrc2, tmp_path_factory) -> list[tuple[float, float]]:
     """(bpp, PSNR-RGB) of q1..q4 on lavfi testsrc2, 416x240, 9 frames, intra period 8."""
     root = tmp_path_factory.mktemp(request.param)

@@ -51,9 +51,9 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bit-depth", type=int, choices=(8, 10), help="sample bit depth of a raw file")
     parser.add_argument("--frames", type=int, help="number of frames to code (default: all)")
     parser.add_argument("--config", type=Path, help="YAML config (default: configs/default.yaml)")
-    parser.add_argument("--model", help="model id (dcvc-small, ssf-small, ssf; image codecs such as mbt2018-mean for "
+    parser.add_argument("--model", help="model id (dcvc-small-detail, dcvc-small, ssf-small, ssf; image codecs such as mbt2018-mean for "
                                           "--intra-model; vidcodec/models/registry.py). Default: the model a "
-                                          "--checkpoint was written for, else configs/default.yaml's (dcvc-small)")
+                                          "--checkpoint was written for, else configs/default.yaml's (dcvc-small-detail)")
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--quality", type=int, help="rate point of shipped/zoo weights")
     weights.add_argument("--checkpoint", help="local checkpoint file")
@@ -61,7 +61,7 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--intra-model", help="model of the I-frames: an image codec, x265-intra / svtav1-intra "
                                               "(HEVC / AV1 intra through PyAV), or --model itself for its own "
                                               "I-frame path. Default: mbt2018-mean-small with the shipped "
-                                              "dcvc-small/ssf-small weights, else --model's own")
+                                              "dcvc-small(-detail)/ssf-small weights, else --model's own")
     parser.add_argument("--intra-quality", type=int, help="rate point of the I-frames' model (default --quality; "
                                                           "x265-intra/svtav1-intra: its QP, registry.py)")
     parser.add_argument("--intra-checkpoint", help="local checkpoint of the I-frames' model")
@@ -413,7 +413,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                                               "rate point (e.g. ssf-small under dcvc-small's P-frames; --model "
                                               "itself: its own I-frame path), or with x265-intra / svtav1-intra "
                                               "at that rate point's QP. Default: mbt2018-mean-small with the "
-                                              "shipped dcvc-small/ssf-small weights, none with --weights")
+                                              "shipped dcvc-small(-detail)/ssf-small weights, none with --weights")
     parser.add_argument("--intra-weights", type=Path, help="directory of INTRA_MODEL-qQ.pt checkpoints for the "
                                                            "I-frames instead of --intra-model's shipped weights "
                                                            "(--intra-model default: the one model it holds)")

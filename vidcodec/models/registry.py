@@ -90,7 +90,8 @@ MODELS: dict[str, ModelSpec] = {
         builder=DcvcSmallCodec,
         default_config={"features": 64, "latent": 96, "detail_head": True},
         description="dcvc-small whose P-frame picture adds a non-linear detail head to its rank-64 "
-                    "to_pixels; an experiment, no shipped weights",
+                    "to_pixels (the default model)",
+        shipped_intra_model="mbt2018-mean-small",
     ),
     "bmshj2018-factorized": ModelSpec(
         builder=Bmshj2018FactorizedCodec,
