@@ -7,11 +7,12 @@ shipped) against the training that ladder had, and what a power-law fit of the t
 
 The CSV holds one measured ladder per row: commit (whose vidcodec/weights/MODEL-q1..q4.pt were coded),
 bd_vs_x264_pct, a label, and optionally model (default --model; a ladder warm-started from another
-model's, e.g. dcvc-small-detail from dcvc-small, carries its curriculum and continues the curve). The training is read from those checkpoints' provenance at that commit:
-the distinct curriculum entries over the four rate points (rate points fine-tuned from one another
-share their ancestors' entries, which count once), in coded frame-pixels (steps x batch x frames x
-crop^2). The fit is log(1 + BD/100) linear in log(frame-pixels): the factor by which each doubling of
-the ladder's training divides the bits over x264's.
+model's, e.g. dcvc-small-detail from dcvc-small, carries its curriculum and continues the curve). The
+training is read from those checkpoints' provenance at that commit: the distinct curriculum entries
+over the four rate points (rate points fine-tuned from one another share their ancestors' entries, which
+count once), in coded frame-pixels (steps x batch x frames x crop^2). The fit is log(1 + BD/100) linear
+in log(frame-pixels): the factor by which each doubling of the ladder's training divides the bits over
+x264's.
 """
 
 from __future__ import annotations

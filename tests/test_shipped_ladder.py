@@ -1,6 +1,6 @@
 """The shipped rate ladders as a user meets them: more bits must buy more quality. Video models (ssf-small,
-dcvc-small, dcvc-small-detail) on lavfi testsrc2, image codecs (bmshj2018-factorized-small, mbt2018-mean-small) on a held-out
-photograph."""
+dcvc-small, dcvc-small-detail) on lavfi testsrc2, image codecs (bmshj2018-factorized-small,
+mbt2018-mean-small) on a held-out photograph."""
 
 import json
 import subprocess
