@@ -90,7 +90,7 @@ MODELS: dict[str, ModelSpec] = {
         builder=DcvcSmallCodec,
         default_config={"features": 64, "latent": 96, "detail_head": True},
         description="dcvc-small whose P-frame picture adds a non-linear detail head to its rank-64 "
-                    "to_pixels (the default model)",
+                    "to_pixels; shipped q1..q4",
         shipped_intra_model="mbt2018-mean-small",
     ),
     "bmshj2018-factorized": ModelSpec(
