@@ -174,14 +174,23 @@ def test_a_gate_of_one_copies_the_reference_picture_whatever_was_coded(gated):
 @pytest.mark.parametrize("quality, lmbda", [(1, 0.0018), (2, 0.0035), (3, 0.0067), (4, 0.013)])
 def test_the_shipped_ladder_loads_with_its_provenance(model_id, quality, lmbda):
     """vidcodec/weights/dcvc-small-qN.pt: each rate point fine-tuned from the 17,440-step q3 (README);
-    dcvc-small-detail-qN.pt: warm-started from dcvc-small-qN.pt, whose curriculum it carries on."""
+    dcvc-small-detail-qN.pt: warm-started from dcvc-small-qN.pt, whose curriculum it carries on, then
+    trained on in a second detail stage."""
     loaded = load_model(model_id, quality=quality)
     assert shipped_checkpoint_path(model_id, quality).stat().st_size < 10 * 2**20
     stages = loaded.provenance["curriculum"]
     assert [(s["stage"], s["steps"], s["lmbda"]) for s in stages[:2]] == [("chains", 11706, 0.0067), ("chains", 5734, 0.0067)]
     assert stages[-1]["lmbda"] == lmbda and loaded.provenance["train_config"]["lmbda"] == lmbda
     if model_id == "dcvc-small-detail":
-        assert loaded.provenance["train_config"]["warm_start_from"] == f"vidcodec/weights/dcvc-small-q{quality}.pt"
+        # dcvc-small's stages carry the warm start that began the detail stages after them; those run
+        # p-chains against the I-frames of mbt2018-mean-small at the same rate point, the last one
+        # continuing the detail ladder shipped before it.
+        first_detail = next(i for i, stage in enumerate(stages) if "warm_start" not in stage)
+        assert all(stage["warm_start"]["model"] == "dcvc-small" for stage in stages[:first_detail])
+        assert [stage["stage"] for stage in stages[first_detail:]] == ["p-chains", "p-chains"]
+        assert all(stage["reference_codec"] == f"vidcodec/weights/mbt2018-mean-small-q{quality}.pt"
+                   for stage in stages[first_detail:])
+        assert stages[-1]["init_from"] == f"vidcodec/weights/dcvc-small-detail-q{quality}.pt"
         assert loaded.codec.detail[-1].weight.abs().max() > 0  # a trained head, not the zero warm start
 
 
