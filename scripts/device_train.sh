@@ -7,7 +7,7 @@
 # $OUT/logs.tgz.
 #
 # The machine has Python 3.12 with torch but no registry: compressai and pytorch-msssim travel as
-# wheels in .whl (carry: [".whl"]), installed when the python has no compressai. PyAV does not: its
+# wheels in .whl (carry: [".whl"]), installed when the python lacks either. PyAV does not: its
 # wheel (34 MiB) and the shipped weights exceed what a call carries, so clips come from the sources
 # that need no PyAV (CLIP_MIX; default: data recipe 4 without lavfi, in the ratio of synthetic.CLIP_MIX;
 # recorded in each export's provenance).
