@@ -110,6 +110,7 @@ def test_the_header_names_the_scope_and_a_digest_of_the_table_parameters(monkeyp
     from vidcodec.bitstream.syntax import ModelRef, SequenceHeader
     from vidcodec.entropy import lattice_coder
     from vidcodec.pipeline import stream_tools
+    from vidcodec.quant import tables as quant_tables
 
     params = lattice_coder.coding_parameters("a3*", "intra")
     assert len(params) == 9 and lattice_coder.coding_scope(params) == "intra"
@@ -121,6 +122,6 @@ def test_the_header_names_the_scope_and_a_digest_of_the_table_parameters(monkeyp
     assert stream_tools(header).quant_roles == frozenset({"intra"})
     with pytest.raises(BitstreamError, match="lattice table parameters"):
         stream_tools(replace(header, quant_params=bytes([9]) + params[1:]))  # no such scope
-    monkeypatch.setattr(lattice_coder, "MAX_TABLE_POINTS", lattice_coder.MAX_TABLE_POINTS + 1)
+    monkeypatch.setattr(quant_tables, "MAX_TABLE_POINTS", quant_tables.MAX_TABLE_POINTS + 1)
     with pytest.raises(BitstreamError, match="lattice table parameters"):  # this decoder's tables would differ
         stream_tools(header)

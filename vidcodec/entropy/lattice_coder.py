@@ -9,7 +9,7 @@ improbable) is coded as the escape symbol followed by its integer lattice coordi
 a wide discretized-Gaussian fallback model (compressai's bypass coding covers any integer beyond
 that model): every input stays codable, nothing is clipped.
 
-Scales whose table would exceed MAX_TABLE_POINTS symbols (an estimate from the ball of radius
+Scales whose table would exceed MAX_TABLE_POINTS symbols (quant/tables.py; an estimate from the ball of radius
 where cells drop below the pruning threshold) are not lattice-coded: with 16-bit rANS precision
 every symbol costs at least 2^-16 of the probability mass, so huge tables waste rate. Their latents
 and the leftovers of the grouping are coded by scalar rounding with the entropy model's own
@@ -36,10 +36,10 @@ from compressai.entropy_models import GaussianConditional
 
 from vidcodec.quant.grouping import group_by_scale, sorted_positions
 from vidcodec.quant.lattice import get_lattice
-from vidcodec.quant.tables import PRUNE_PROBABILITY, TableCache, TableSpec
+from vidcodec.quant.learned_tables import tables_of_cdfs
+from vidcodec.quant.tables import MAX_TABLE_POINTS, PRUNE_PROBABILITY, TableCache, TableSpec
 
 CDF_PRECISION_BITS = 16
-MAX_TABLE_POINTS = 4096
 # Smallest escape probability given to a table: escapes must stay codable even where the
 # integrated pruned mass underflows.
 MIN_ESCAPE_PROBABILITY = 1e-6
@@ -63,7 +63,7 @@ def table_parameters(lattice_name: str) -> bytes:
         "qmc_log2_points": tables.QMC_LOG2_POINTS,
         "qmc_seed": tables.QMC_SEED,
         "gauss_legendre_nodes": tables.GAUSS_LEGENDRE_NODES,
-        "max_table_points": MAX_TABLE_POINTS,
+        "max_table_points": tables.MAX_TABLE_POINTS,
         "min_escape": MIN_ESCAPE_PROBABILITY,
         "fallback_half_width": FALLBACK_HALF_WIDTH,
         "cdf_precision_bits": CDF_PRECISION_BITS,
@@ -222,8 +222,6 @@ class LearnedDensityTables:
     """The lattice tables of an EntropyBottleneck's channels (quant/learned_tables.py); index = channel."""
 
     def __init__(self, lattice_name: str, entropy_bottleneck, cache: TableCache) -> None:
-        from vidcodec.quant.learned_tables import tables_of_cdfs
-
         eb = entropy_bottleneck
         digest = hashlib.sha256()
         for name, tensor in sorted(eb.state_dict().items()):

@@ -37,11 +37,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-# The lattice coder's table-size limit, one value for Gaussian and learned tables (it imports
-# this module only inside a function, so there is no cycle).
-from vidcodec.entropy.lattice_coder import MAX_TABLE_POINTS
 from vidcodec.quant.lattice import get_lattice
-from vidcodec.quant.tables import PRUNE_PROBABILITY, TABLE_FORMAT_VERSION, LatticeTable, TableCache
+from vidcodec.quant.tables import (MAX_TABLE_POINTS, PRUNE_PROBABILITY, TABLE_FORMAT_VERSION, LatticeTable,
+                                   TableCache)
 
 U_INTERVALS = {2: 512, 3: 96}  # intervals of the grid over u, per axis, by lattice dimension
 BISECTION_STEPS = 60

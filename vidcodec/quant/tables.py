@@ -43,6 +43,10 @@ from scipy.stats import qmc
 from vidcodec.quant.lattice import Lattice, get_lattice
 
 PRUNE_PROBABILITY = 1e-7
+# Largest table a scale (or a learned density's channel) may have and still be lattice-coded: with
+# 16-bit rANS every symbol costs at least 2^-16 of the mass, so larger tables waste rate. One value
+# for Gaussian and learned tables; part of the lattice coder's table parameters.
+MAX_TABLE_POINTS = 4096
 QMC_LOG2_POINTS = 14  # 16384 Sobol points per cell
 QMC_SEED = 0
 GAUSS_LEGENDRE_NODES = 64
