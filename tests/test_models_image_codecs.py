@@ -119,7 +119,7 @@ def test_zoo_weights_load_with_the_zoos_widths(tmp_path, monkeypatch, model_id, 
 @pytest.mark.parametrize("quality, lmbda", [(1, 0.0018), (2, 0.0035), (3, 0.0067), (4, 0.013)])
 def test_the_shipped_small_image_codecs_load_with_their_provenance(model_id, quality, lmbda):
     """vidcodec/weights/<model>-qN.pt: trained as image codecs (stage intra), each rate point fine-tuned at
-    its lambda (README, "Shipped image codecs"); mbt2018-mean-small started from the factorized transforms."""
+    its lambda (docs/models/mbt2018-mean-small.md); mbt2018-mean-small started from the factorized transforms."""
     loaded = load_model(model_id, quality=quality)
     assert shipped_checkpoint_path(model_id, quality).stat().st_size < 10 * 2**20
     assert loaded.codec.config() == {"N": 64, "M": 96}
