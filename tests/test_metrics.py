@@ -46,3 +46,16 @@ def test_ms_ssim_is_one_for_identical_and_drops_with_noise(shape):
 
 def test_bpp_uses_the_original_size():
     assert bpp(416 * 240 * 2, 416, 240) == 2.0
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (32, 32), (32, 96)])
+def test_ms_ssim_of_a_picture_too_small_for_five_scales_is_none_not_an_error(shape):
+    """Issue 34 item 7: 16x16 is the smallest picture the codec takes; its MS-SSIM is undefined."""
+    x = torch.rand(1, 3, *shape)
+    assert ms_ssim_rgb(x, x) is None
+
+
+def test_ms_ssim_is_defined_from_33_pixels():
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 33, 40) * 0.5 + 0.25
+    assert ms_ssim_rgb(x, x) == pytest.approx(1.0, abs=1e-6)

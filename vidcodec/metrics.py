@@ -13,6 +13,7 @@ from pytorch_msssim import ms_ssim
 
 PSNR_CAP_DB = 100.0
 MS_SSIM_WINDOW = 11
+MS_SSIM_MIN_SIDE = 33  # (3 - 1) * 2^4 + 1: the smallest window after four halvings
 
 
 def mse_to_psnr_db(mse: float, peak: float = 1.0) -> float:
@@ -40,19 +41,21 @@ def psnr_planes_db(frame, frame_hat, bit_depth: int) -> dict[str, float]:
     return result
 
 
-def ms_ssim_rgb(x: torch.Tensor, x_hat: torch.Tensor) -> float:
-    """MS-SSIM (5 scales) of (1,3,H,W) float images in [0,1].
+def ms_ssim_rgb(x: torch.Tensor, x_hat: torch.Tensor) -> float | None:
+    """MS-SSIM (5 scales) of (1,3,H,W) float images in [0,1]; None below MS_SSIM_MIN_SIDE pixels.
 
     The standard 11-tap window needs a short side above 160 pixels (pytorch_msssim checks
     (win - 1) * 2^4 < side). For smaller pictures the window shrinks to the largest odd size that
-    fits, so the metric stays defined; such values are not comparable to published MS-SSIM.
+    fits, so the metric stays defined; such values are not comparable to published MS-SSIM. Below
+    33 pixels not even a 3-tap window survives four halvings: the metric is undefined there (None,
+    null in rd.jsonl), which must not stop the coding of a picture the codec accepts (16x16 up).
     """
     short_side = min(x.shape[-2:])
+    if short_side < MS_SSIM_MIN_SIDE:
+        return None
     window = MS_SSIM_WINDOW
     while window > 3 and (window - 1) * 16 >= short_side:
         window -= 2
-    if (window - 1) * 16 >= short_side:
-        raise ValueError(f"MS-SSIM needs a short side of at least 33 pixels (got {short_side})")
     with torch.no_grad():
         return float(ms_ssim(x.float(), x_hat.float(), data_range=1.0, win_size=window))
 
