@@ -1,3 +1,4 @@
+import dataclasses
 import random
 import struct
 import zlib
@@ -42,7 +43,7 @@ def make_frame() -> tuple[FrameHeader, list[bytes]]:
 def test_sequence_header_round_trip(changes):
     header = make_header(**changes)
     parsed = SequenceHeader.read(header.write())
-    assert parsed == make_header(**{**changes, "fps": parsed.fps})
+    assert parsed == dataclasses.replace(header, fps=parsed.fps)
     assert parsed.fps == pytest.approx(header.fps, rel=1e-9)
 
 
@@ -114,6 +115,20 @@ def test_sequence_id_differs_between_streams():
     assert sequence_id(make_header().write()) != sequence_id(make_header(num_frames=18).write())
 
 
+def test_two_encodes_with_the_same_settings_get_different_sequence_ids():
+    """Issue 34 item 4: a frame file of a stream coded with the same settings must be refused too."""
+    ids = {sequence_id(make_header().write()) for _ in range(20)}
+    assert len(ids) == 20
+    header = make_header()
+    assert SequenceHeader.read(header.write()).stream_nonce == header.stream_nonce
+
+
+@pytest.mark.parametrize("fps", [float("inf"), float("nan"), 1e300, 1e-4, 0.0])
+def test_a_frame_rate_the_header_cannot_hold_is_refused_before_writing(fps):
+    with pytest.raises(ValueError, match="fps="):
+        make_header(fps=fps).write()
+
+
 @pytest.mark.parametrize("poc, shift_indexes, lengths", [(0, (), (5, 0)), (127, (), (1, 2, 3, 4)),
                                                          (128, (1,), (0,)), (20000, (0, 2), (300, 20000, 1, 1))])
 def test_frame_fields_round_trip(poc, shift_indexes, lengths):
@@ -136,10 +151,10 @@ def test_a_p_frame_header_is_compact():
 
 def test_a_frame_of_another_stream_is_named_as_such():
     header, parts = make_frame()
-    with pytest.raises(BitstreamError, match="frame belongs to another sequence"):
+    with pytest.raises(BitstreamError, match="frame belongs to another stream"):
         read_frame(write_frame(header, parts), "f", b"Xbcd")
     # The first byte of the id agrees: the CRC, which covers all four, refuses it.
-    with pytest.raises(BitstreamError, match="CRC32 mismatch"):
+    with pytest.raises(BitstreamError, match="CRC32 mismatch: .* or is a frame of another stream"):
         read_frame(write_frame(header, parts), "f", b"abcX")
 
 

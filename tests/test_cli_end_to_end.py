@@ -196,16 +196,17 @@ def test_truncated_and_flipped_frames_and_foreign_frames(workspace, tmp_path, ca
     missing = damaged_copy(stream, tmp_path / "missing")
     (missing / "frames" / "000016.bin").unlink()
     expectations = [
-        (truncated, "frames/000005.bin: CRC32 mismatch"),
-        (flipped, "frames/000002.bin: CRC32 mismatch"),
-        (foreign, "frames/000001.bin: frame belongs to another sequence"),
-        (missing, "000016.bin missing"),
+        (truncated, ["frames/000005.bin: CRC32 mismatch"]),
+        (flipped, ["frames/000002.bin: CRC32 mismatch"]),
+        # "frame belongs to another stream"; 1 time in 256 the first id byte agrees: "CRC32 ... another stream"
+        (foreign, ["frames/000001.bin: ", "another stream"]),
+        (missing, ["000016.bin missing"]),
     ]
-    for damaged, message in expectations:
+    for damaged, messages in expectations:
         output = tmp_path / f"{damaged.name}.yuv"
         assert decode(damaged, output, checkpoint) == 2
         err = capsys.readouterr().err
-        assert message in err and "Traceback" not in err, err
+        assert all(message in err for message in messages) and "Traceback" not in err, err
         assert not output.exists()
 
 

@@ -32,6 +32,8 @@ Layout (all integers little-endian):
                      count 255 and no values: DEFAULT_SHIFT_CANDIDATES (since version 5: 1 byte
                      instead of 33 for the usual set, which matters in a one-picture image file)
     num_threads      u8       torch intra-op threads used for coding; the decoder must use the same
+    stream_nonce     8 bytes  random per encode (since version 6): two encodes with the same settings
+                              get different sequence ids, so a frame file of one is refused by the other
     crc32            u32      over everything before it
 
 ``frames/NNNNNN.bin``, sized for a P-frame header of about 13 bytes (the frame's payload at q1,
@@ -59,27 +61,31 @@ Bytes are untrusted: reading never asserts, it raises BitstreamError naming the 
 Versions: 2 named one model; 3 (codec interface) names an intra and an inter model and widens the
 latent_shift mask to four roles; 4 made the frame header compact (37 bytes for an SSF P-frame in 2
 and 3: fixed-width poc, part lengths, 4-byte sequence id and entropy hash) and added pad_margin (the
-picture centred in its coded frame; before, padding was right and bottom only).
+picture centred in its coded frame; before, padding was right and bottom only). 6 added stream_nonce:
+before, streams coded with the same settings shared their sequence id and accepted each other's frames.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from vidcodec.bitstream.errors import BitstreamError
 
 SEQUENCE_MAGIC = b"VIDC"
-SYNTAX_VERSION = 5  # 5: compact lattice parameters (quant_params) and default shift steps; 4: compact frame header
+SYNTAX_VERSION = 6  # 6: stream_nonce; 5: compact lattice parameters (quant_params) and default shift steps
 FRAME_MARKER = 0b10 << 6
 FRAME_MARKER_MASK = 0b11 << 6
 FRAME_HAS_SHIFT = 1 << 5
 FRAME_TYPE_SHIFT = 4
 SEQUENCE_ID_BYTES = 4
+STREAM_NONCE_BYTES = 8
+MAX_FPS_TERM = 2**32 - 1  # fps_num and fps_den are u32
 # The latent shift's usual steps (why these: tools.py), named by one count byte in the header.
 DEFAULT_SHIFT_CANDIDATES = (0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.045, 0.07)
 DEFAULT_CANDIDATES_CODE = 255
@@ -198,9 +204,18 @@ class SequenceHeader:
     shift_groups: int = 1
     shift_candidates: tuple[float, ...] = ()
     num_threads: int = 1
+    # Random unless read from a file: what makes the sequence id of each encode its own.
+    stream_nonce: bytes = field(default_factory=lambda: secrets.token_bytes(STREAM_NONCE_BYTES))
 
     def fps_fraction(self) -> Fraction:
-        return Fraction(self.fps).limit_denominator(1001)
+        """fps as the header stores it; ValueError (a caller's bug: geometry is validated before) when
+        it has no positive u32/u32 form."""
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"fps={self.fps} cannot be written")
+        fps = Fraction(self.fps).limit_denominator(1001)
+        if not 0 < fps.numerator <= MAX_FPS_TERM:
+            raise ValueError(f"fps={self.fps} cannot be written as u32/u32 with a denominator <= 1001")
+        return fps
 
     def _shift_fields(self) -> bytes:
         fields = struct.pack("<BB", self.latent_shift, self.shift_groups)
@@ -210,6 +225,11 @@ class SequenceHeader:
             raise ValueError(f"{len(self.shift_candidates)} shift candidates (at most {DEFAULT_CANDIDATES_CODE - 1})")
         return (fields + struct.pack("<B", len(self.shift_candidates))
                 + struct.pack(f"<{len(self.shift_candidates)}f", *self.shift_candidates))
+
+    def _nonce(self) -> bytes:
+        if len(self.stream_nonce) != STREAM_NONCE_BYTES:
+            raise ValueError(f"stream_nonce of {len(self.stream_nonce)} bytes (expected {STREAM_NONCE_BYTES})")
+        return self.stream_nonce
 
     def write(self) -> bytes:
         fps = self.fps_fraction()
@@ -225,6 +245,7 @@ class SequenceHeader:
                 struct.pack("<H", len(self.quant_params)) + self.quant_params,
                 self._shift_fields(),
                 struct.pack("<B", self.num_threads),
+                self._nonce(),
             ]
         )
         body = SEQUENCE_MAGIC + struct.pack("<HI", SYNTAX_VERSION, len(fields)) + fields
@@ -270,6 +291,7 @@ class SequenceHeader:
         else:
             shift_candidates = tuple(reader.unpack("f", f"shift_candidates[{i}]") for i in range(num_candidates))
         num_threads = reader.unpack("B", "num_threads")
+        stream_nonce = reader.take(STREAM_NONCE_BYTES, "stream_nonce")
         problems = []
         if chroma_format != CHROMA_FORMAT_420:
             problems.append(f"chroma_format={chroma_format} (expected {CHROMA_FORMAT_420} = 4:2:0)")
@@ -307,12 +329,14 @@ class SequenceHeader:
             shift_groups=shift_groups,
             shift_candidates=shift_candidates,
             num_threads=num_threads,
+            stream_nonce=stream_nonce,
         )
 
 
 def sequence_id(header_bytes: bytes) -> bytes:
     """4-byte identity of a stream: its first byte is in every frame header, and every frame's CRC
-    covers all four, so a frame file of another stream is refused."""
+    covers all four, so a frame file of another stream is refused. Unique per encode because the
+    header holds a random stream_nonce."""
     return hashlib.sha256(header_bytes).digest()[:SEQUENCE_ID_BYTES]
 
 
@@ -352,6 +376,10 @@ def write_frame(header: FrameHeader, parts: list[bytes]) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body, zlib.crc32(header.sequence_id)))
 
 
+_FOREIGN_FRAME = ("{where}: frame belongs to another stream (its sequence id is not this stream's sequence.hdr's); "
+                  "put back the frame file this stream was encoded with")
+
+
 def read_frame(data: bytes, where: str, stream_id: bytes) -> tuple[FrameHeader, list[bytes]]:
     """Parse and verify one frame file of the stream whose sequence_id is ``stream_id``; raises
     BitstreamError on any defect, a frame of another stream included."""
@@ -368,14 +396,16 @@ def read_frame(data: bytes, where: str, stream_id: bytes) -> tuple[FrameHeader, 
         except BitstreamError:
             stored_id = stream_id[:1]
         if stored_id != stream_id[:1]:
-            raise BitstreamError(f"{where}: frame belongs to another sequence (sequence_id mismatch)")
-        raise BitstreamError(f"{where}: CRC32 mismatch (file corrupted or truncated, or of another sequence)")
+            raise BitstreamError(_FOREIGN_FRAME.format(where=where))
+        # 1 foreign frame in 256 shares the first id byte: only the CRC (which covers all four) tells.
+        raise BitstreamError(f"{where}: CRC32 mismatch: the file is corrupted or truncated, or is a frame of "
+                             "another stream")
     body = data[:-4]
     reader = _ByteReader(body, where)
     frame_info = reader.take(1, "frame_info")[0]
     poc = reader.varint("poc")
     if reader.take(1, "sequence_id") != stream_id[:1]:  # only when the CRC collided
-        raise BitstreamError(f"{where}: frame belongs to another sequence (sequence_id mismatch)")
+        raise BitstreamError(_FOREIGN_FRAME.format(where=where))
     entropy_hash = reader.take(ENTROPY_HASH_BYTES, "entropy_hash")
     shift_indexes: tuple[int, ...] = ()
     if frame_info & FRAME_HAS_SHIFT:
