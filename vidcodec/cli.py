@@ -88,7 +88,8 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not measure MS-SSIM (costly at 1080p; ms_ssim_rgb is null in rd.jsonl)")
     parser.add_argument("--out", type=Path, help="output directory (default: out/<sequence name>)")
     parser.add_argument("--recon", type=Path, help="write the reconstruction as .yuv or .y4m")
-    parser.add_argument("--force", action="store_true", help="replace a non-empty output directory")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an earlier output: --out directory, --recon file (never the input)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -199,6 +200,7 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stream", type=Path, help="directory written by encode_sequence")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output .yuv or .y4m")
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.add_argument("--checkpoint", type=Path, help="weights, when the stream used a local checkpoint")
     parser.add_argument("--intra-checkpoint", type=Path,
                         help="weights of the I-frames' model, when the stream names another one than the P-frames'")
@@ -210,7 +212,7 @@ def run_decode(args: argparse.Namespace) -> int:
     from vidcodec.pipeline import decode_sequence
 
     num_frames = decode_sequence(args.stream, args.output, args.checkpoint, progress=not args.quiet,
-                                 intra_checkpoint=args.intra_checkpoint)
+                                 intra_checkpoint=args.intra_checkpoint, force=args.force)
     print(f"decoded {num_frames} frames to {args.output}")
     return 0
 
@@ -235,7 +237,8 @@ def add_encode_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-verify", action="store_false", dest="verify", default=None,
                         help="do not decode the file after writing it")
     parser.add_argument("--recon", type=Path, help="write the reconstruction (.png, or .yuv for 4:2:0)")
-    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    parser.add_argument("--force", action="store_true",
+                        help="replace earlier outputs (-o, --recon; never the input image)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -259,6 +262,7 @@ def run_encode_image(args: argparse.Namespace) -> int:
 def add_decode_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("coded", type=Path, help="file written by encode_image")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output .png (or .yuv for 4:2:0)")
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.add_argument("--checkpoint", type=Path, help="weights, when the file used a local checkpoint")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -266,7 +270,7 @@ def add_decode_image_arguments(parser: argparse.ArgumentParser) -> None:
 def run_decode_image(args: argparse.Namespace) -> int:
     from vidcodec.image_coding import decode_image
 
-    x_hat = decode_image(args.coded, args.output, args.checkpoint)
+    x_hat = decode_image(args.coded, args.output, args.checkpoint, force=args.force)
     print(f"decoded {x_hat.shape[-1]}x{x_hat.shape[-2]} to {args.output}")
     return 0
 

@@ -32,6 +32,7 @@ from vidcodec.decoder import Decoder
 from vidcodec.encoder import Encoder
 from vidcodec.errors import OutputError
 from vidcodec.io.color import rgb_to_yuv420, yuv420_to_rgb
+from vidcodec.io.output_paths import check_output_file, staged_file
 from vidcodec.io.yuv import SequenceError, SequenceGeometry, YuvReader, YuvWriter, resolve_geometry
 from vidcodec.metrics import bpp, psnr_rgb_db
 from vidcodec.pipeline import decoder_for_stream, load_models, sequence_header
@@ -73,25 +74,31 @@ def read_image(path: Path, size: str | None = None) -> torch.Tensor:
 def write_image(path: Path, x: torch.Tensor) -> None:
     """8-bit RGB PNG (or YUV 4:2:0 for a .yuv name), written atomically. Odd sizes cannot be 4:2:0."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix.lower() == ".yuv":
-        height, width = x.shape[-2:]
-        with YuvWriter(tmp, SequenceGeometry(width, height, 8, 1.0)) as writer:
-            writer.write_frame(rgb_to_yuv420(x, 8))
-    else:
-        from PIL import Image
+    with staged_file(path) as tmp:
+        if path.suffix.lower() == ".yuv":
+            height, width = x.shape[-2:]
+            with YuvWriter(tmp, SequenceGeometry(width, height, 8, 1.0)) as writer:
+                writer.write_frame(rgb_to_yuv420(x, 8))
+        else:
+            from PIL import Image
 
-        pixels = torch.round(x[0].clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
-        Image.fromarray(pixels, "RGB").save(tmp, format="PNG")
-    tmp.replace(path)
+            pixels = torch.round(x[0].clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
+            Image.fromarray(pixels, "RGB").save(tmp, format="PNG")
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def encode_image(image_path: Path, out_path: Path, config: CodecConfig, recon_path: Path | None = None,
                  size: str | None = None, force: bool = False) -> ImageResult:
     """Code one picture into ``out_path``; the tools of ``config`` act on the image latent."""
     out_path = Path(out_path)
-    if out_path.exists() and not force:
-        raise OutputError(f"output file {out_path} exists; pass --force to replace it")
+    check_output_file(out_path, [image_path], force, "-o")
+    if recon_path is not None:
+        check_output_file(recon_path, [image_path], force, "--recon")
+        if _same_path(recon_path, out_path):
+            raise OutputError(f"--recon {recon_path} and -o name the same file; give each its own name")
     x = read_image(image_path, size)
     height, width = x.shape[-2:]
     if width % 2 or height % 2:  # the sequence header (4:2:0 syntax) holds even sizes only
@@ -111,10 +118,8 @@ def encode_image(image_path: Path, out_path: Path, config: CodecConfig, recon_pa
         decoded = Decoder(models.intra.codec, models.inter.codec, header, header_bytes).decode(packet.data, "verify")
         if not torch.equal(decoded, packet.x_hat):
             raise RuntimeError("verification failed: the decoder's picture differs from the encoder's")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(out_path)
+    with staged_file(out_path) as tmp:
+        tmp.write_bytes(data)
     if recon_path is not None:
         write_image(recon_path, packet.x_hat)
     return ImageResult(width, height, len(data), bpp(8 * len(data), width, height),
@@ -133,11 +138,14 @@ def split_image_file(data: bytes, where: str) -> tuple[bytes, bytes]:
     return data[8:8 + header_length], data[8 + header_length:]
 
 
-def decode_image(in_path: Path, out_path: Path, checkpoint: Path | None = None) -> torch.Tensor:
-    """Decode an image file into ``out_path`` (PNG, or YUV 4:2:0 for .yuv); returns the picture."""
+def decode_image(in_path: Path, out_path: Path, checkpoint: Path | None = None,
+                 force: bool = False) -> torch.Tensor:
+    """Decode an image file into ``out_path`` (PNG, or YUV 4:2:0 for .yuv); returns the picture.
+    ``force``: replace an existing ``out_path`` (never ``in_path``)."""
     in_path = Path(in_path)
     if not in_path.is_file():
         raise BitstreamError(f"{in_path} not found")
+    check_output_file(Path(out_path), [in_path], force, "-o")
     header_bytes, frame = split_image_file(in_path.read_bytes(), str(in_path))
     header = SequenceHeader.read(header_bytes, f"{in_path} (header)")
     if header.num_frames != 1 or header.intra_period != 1:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from vidcodec.encoder import Encoder
 from vidcodec.entropy.lattice_coder import coding_parameters, coding_scope
 from vidcodec.errors import CheckpointError, ConfigError, OutputError, VidcodecError
 from vidcodec.io.color import rgb_to_yuv420, yuv420_to_rgb
+from vidcodec.io.output_paths import check_output_dir, check_output_file, is_within, staged_file, staged_output
 from vidcodec.io.yuv import SequenceGeometry, YuvReader, YuvWriter, check_frame_count
 from vidcodec.models.registry import MODELS, LoadedModel, load_model, shipped_checkpoint_path
 from vidcodec.rd_log import measured_frame_record, summarize, write_rd_files
@@ -110,30 +109,6 @@ class EncodeResult:
     summary: dict
 
 
-@contextmanager
-def staged_output(out_dir: Path, force: bool) -> Iterator[Path]:
-    """Yield a staging directory that replaces out_dir only when the block completes."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
-        raise OutputError(f"output directory {out_dir} exists and is not empty; pass --force to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if out_dir.exists():
-        trash = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        out_dir.rename(trash) if out_dir.is_dir() else out_dir.unlink()
-        staging.rename(out_dir)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        staging.rename(out_dir)
-
-
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
@@ -155,6 +130,7 @@ def encode_sequence(
     ``models``: already loaded models (default: load_models(config))."""
     geometry = reader.geometry
     num_frames = check_frame_count(num_frames, reader.num_frames, reader.path)
+    check_encode_outputs(reader.path, Path(out_dir), recon_path, force)
     torch.set_num_threads(config.num_threads)
     if models is None:
         models = load_models(config)
@@ -167,7 +143,7 @@ def encode_sequence(
     encoder = Encoder(models.intra.codec, models.inter.codec, header)
     verifier = Decoder(models.intra.codec, models.inter.codec, header, header_bytes) if config.verify else None
     records: list[dict] = []
-    with staged_output(out_dir, force) as staging, _optional_writer(recon_path, geometry) as recon:
+    with staged_output(out_dir, force, [reader.path]) as staging, _optional_writer(recon_path, geometry) as recon:
         (staging / FRAMES_DIR).mkdir()
         _atomic_write_bytes(staging / HEADER_NAME, header_bytes)
         bar = _progress_bar(num_frames, f"encode {reader.path.name}", progress)
@@ -227,6 +203,17 @@ def encode_sequence(
     return EncodeResult(Path(out_dir), records, summary)
 
 
+def check_encode_outputs(source: Path, out_dir: Path, recon_path: Path | None, force: bool) -> None:
+    """Refuse, before any coding, outputs that would replace the source or be lost (see io/output_paths.py)."""
+    check_output_dir(out_dir, [source], force)
+    if recon_path is None:
+        return
+    check_output_file(recon_path, [source], force, "--recon")
+    if is_within(recon_path, out_dir):
+        raise OutputError(f"--recon {recon_path} is inside --out {out_dir}, which the stream directory replaces "
+                          "at the end; write the reconstruction elsewhere")
+
+
 def sequence_header(config: CodecConfig, models: CodecModels, geometry: SequenceGeometry,
                     num_frames: int) -> SequenceHeader:
     """The sequence header of a stream coded with ``config`` and ``models``."""
@@ -279,22 +266,16 @@ def _model_info(model: LoadedModel) -> dict:
 
 @contextmanager
 def _optional_writer(path: Path | None, geometry: SequenceGeometry) -> Iterator[YuvWriter | None]:
-    """A YUV writer into a temporary name, renamed to ``path`` only on success."""
+    """A YUV writer into a hidden name, renamed to ``path`` only on success."""
     if path is None:
         yield None
         return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}{path.suffix}")
-    writer = YuvWriter(tmp, geometry)
-    try:
-        yield writer
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    writer.close()
-    tmp.replace(path)
+    with staged_file(Path(path)) as tmp:
+        writer = YuvWriter(tmp, geometry)
+        try:
+            yield writer
+        finally:
+            writer.close()
 
 
 def _progress_bar(total: int, description: str, enabled: bool):
@@ -411,11 +392,15 @@ def decode_sequence(
     checkpoint: Path | None = None,
     progress: bool = True,
     intra_checkpoint: Path | None = None,
+    force: bool = False,
 ) -> int:
     """Decode all frames of ``stream_dir`` into ``output_path`` (.yuv raw or .y4m); returns the
-    frame count. ``checkpoint`` / ``intra_checkpoint``: weights of custom (not shipped) models."""
+    frame count. ``checkpoint`` / ``intra_checkpoint``: weights of custom (not shipped) models;
+    ``force``: replace an existing ``output_path`` (never a file of the stream)."""
     stream_dir = Path(stream_dir)
     header, header_bytes = read_stream_header(stream_dir)
+    stream_files = [stream_dir / HEADER_NAME, *sorted((stream_dir / FRAMES_DIR).glob("*.bin"))]
+    check_output_file(Path(output_path), stream_files, force, "-o")
     decoder = decoder_for_stream(header, header_bytes, checkpoint, intra_checkpoint)
     geometry = SequenceGeometry(header.width, header.height, header.bit_depth, header.fps)
     bar = _progress_bar(header.num_frames, f"decode {stream_dir.name}", progress)

@@ -125,7 +125,7 @@ def run_image_eval(request: ImageEvalRequest) -> list[dict]:
         config = load_config(overrides=overrides)
         coded, recon, decoded = job_dir / "picture.bin", job_dir / "recon.png", job_dir / "decoded.png"
         result = encode_image(file, coded, replace(config, verify=True), recon_path=recon, force=True)
-        decode_image(coded, decoded, config.checkpoint)
+        decode_image(coded, decoded, config.checkpoint, force=True)
         if not np.array_equal(_pixels(read_image(recon)), _pixels(read_image(decoded))):
             raise RuntimeError(f"{name} {setting.name} q{quality}: the decoded file differs from the encoder's picture")
         frame_bytes = len(split_image_file(coded.read_bytes(), str(coded))[1])

@@ -188,7 +188,7 @@ def _encode_learned(job: Job, reader, work: Path) -> dict:
                         progress=False, run_info={"job": job.key})
         # The check that matters: a fresh decoder, reading only the files, gives the same pictures.
         decode_sequence(work, decoded, checkpoint=config.checkpoint, progress=False,
-                        intra_checkpoint=config.intra_checkpoint)
+                        intra_checkpoint=config.intra_checkpoint, force=True)
         recon_md5, decoded_md5 = file_hash(recon, "md5"), file_hash(decoded, "md5")
         if recon_md5 != decoded_md5:
             raise VidcodecError(f"{job.key}: decoding the files gives other pictures than the encoder's "

@@ -17,8 +17,15 @@ from typing import BinaryIO, Iterator
 import numpy as np
 import yaml
 
+from vidcodec.errors import ConfigError
+
 DATASET_DIR = Path(__file__).resolve().parents[2] / "sequences"
 MIN_DIMENSION = 16
+MAX_DIMENSION = 65535  # width and height are u16 in the sequence header
+# Frame rates a stream can carry: the header stores fps as u32/u32 with a denominator of at most
+# 1001 (NTSC rates), so below 1/100 the rate would round to another or to 0; above 10000 no
+# camera or display runs, and such a value is a typo (or inf / 1e300).
+MIN_FPS, MAX_FPS = 0.01, 10000.0
 Y4M_MAGIC = b"YUV4MPEG2 "
 Y4M_CHROMA_420 = {"420jpeg": 8, "420": 8, "420mpeg2": 8, "420paldv": 8, "420p10": 10}
 
@@ -50,10 +57,18 @@ class SequenceGeometry:
             raise SequenceError(
                 f"size {self.width}x{self.height} is too small (minimum {MIN_DIMENSION}x{MIN_DIMENSION})"
             )
+        if self.width > MAX_DIMENSION or self.height > MAX_DIMENSION:
+            raise SequenceError(f"size {self.width}x{self.height} is too large (at most {MAX_DIMENSION} a side)")
         if self.bit_depth not in (8, 10):
             raise SequenceError(f"bit depth {self.bit_depth} is not supported (expected 8 or 10)")
-        if not self.fps > 0:
-            raise SequenceError(f"fps={self.fps} (expected > 0)")
+        check_fps(self.fps)
+
+
+def check_fps(fps: float) -> None:
+    """ConfigError unless ``fps`` is a frame rate a stream can carry (MIN_FPS..MAX_FPS)."""
+    if not MIN_FPS <= fps <= MAX_FPS:  # False for nan too
+        raise ConfigError(f"fps={fps:g} (expected {MIN_FPS:g} to {MAX_FPS:g} frames per second); "
+                          "pass --fps with a rate in that range")
 
 
 @dataclass(frozen=True)
@@ -138,7 +153,7 @@ def _parse_y4m_header(line: bytes, where: str) -> SequenceGeometry:
         num, _, den = values["F"].partition(":")
         try:
             fps = float(Fraction(int(num), int(den or 1)))
-        except (ValueError, ZeroDivisionError):
+        except (ValueError, ZeroDivisionError, OverflowError):
             raise SequenceError(f"{where}: y4m frame rate F{values['F']} is invalid") from None
     return SequenceGeometry(width, height, Y4M_CHROMA_420[chroma], fps)
 
