@@ -112,3 +112,28 @@ def test_an_odd_sized_picture_is_refused_before_anything_is_written(workspace, t
     assert encode_image_main([str(tmp_path / "odd.png"), "--checkpoint", str(workspace / "mbt.pt"), "--model",
                               "mbt2018-mean", "-o", str(tmp_path / "odd.bin")]) == 2
     assert "crop it to 62x64" in capsys.readouterr().err and not (tmp_path / "odd.bin").exists()
+
+
+def test_a_16_bit_grey_png_is_scaled_not_clipped(tmp_path):
+    """Issue 34 item 5: Pillow's convert("RGB") clipped 16-bit samples at 255 (a white picture)."""
+    from vidcodec.image_coding import read_image
+
+    grey = np.linspace(0, 65535, 64 * 48).round().astype(np.uint16).reshape(48, 64)
+    Image.fromarray(grey).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    x = read_image(tmp_path / "deep.png")
+    assert x.shape == (1, 3, 48, 64)
+    expected = torch.from_numpy(grey.astype(np.float32) / 65535)
+    for channel in range(3):
+        assert torch.allclose(x[0, channel], expected, atol=1e-6)
+
+
+def test_a_picture_beyond_pillows_pixel_limit_gives_one_line(workspace, tmp_path, capsys, monkeypatch):
+    """Issue 34 item 9: a 20000x20000 PNG raised PIL's DecompressionBombError as a traceback; the limit
+    is lowered here so that a small picture stands in for the huge one."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    assert encode_image_main([str(workspace / "picture.png"), "-o", str(tmp_path / "x.bin"), "--checkpoint",
+                              str(workspace / "mbt.pt"), "--model", "mbt2018-mean"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "too many pixels" in err and "crop or scale" in err
+    assert not (tmp_path / "x.bin").exists()

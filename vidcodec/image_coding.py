@@ -63,12 +63,30 @@ def read_image(path: Path, size: str | None = None) -> torch.Tensor:
 
     try:
         with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+            rgb = _rgb_samples(image, path)
+    except Image.DecompressionBombError as error:
+        raise SequenceError(f"{path}: too many pixels to read safely ({error}); crop or scale it down first") from None
     except (UnidentifiedImageError, OSError) as error:
         raise SequenceError(f"{path}: not an image Pillow can read ({error}); give a PNG or a raw .yuv / .y4m") from None
     if rgb.shape[0] < 2 or rgb.shape[1] < 2:
         raise SequenceError(f"{path}: {rgb.shape[1]}x{rgb.shape[0]} is too small (at least 2x2)")
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+
+
+# Pillow's modes of one channel of more than 8 bits (16-bit PNG and TIFF): convert("RGB") would
+# clip their samples at 255 instead of scaling them.
+WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+MAX_16BIT = 65535
+
+
+def _rgb_samples(image, path: Path) -> np.ndarray:
+    """(H,W,3) float32 in [0,1] of a Pillow image: 16-bit grey scaled by 1/65535, the rest through 8-bit RGB."""
+    if image.mode not in WIDE_GRAY_MODES:
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    grey = np.asarray(image).astype(np.float64)
+    if grey.size and (grey.min() < 0 or grey.max() > MAX_16BIT):
+        raise SequenceError(f"{path}: {image.mode} samples outside 0..{MAX_16BIT}; give a 16-bit or 8-bit picture")
+    return np.repeat((grey / MAX_16BIT).astype(np.float32)[:, :, None], 3, axis=2)
 
 
 def write_image(path: Path, x: torch.Tensor) -> None:
