@@ -234,3 +234,25 @@ def test_bad_input_in_a_real_process_leaves_inputs_untouched(checkpoint, tmp_pat
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "is the input" in result.stderr
     assert digest(source) == before
+
+
+# --- 6, 10: doubtful sequence files, broken dataset files ----------------------------------------------
+def test_ten_bit_samples_named_8_bit_are_coded_with_a_warning(checkpoint, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    source = tmp_path / "a_64x64_8bit.yuv"
+    source.write_bytes(rng.integers(64, 940, size=64 * 64 * 3 // 2, dtype="<u2").tobytes())
+    assert encode(checkpoint, source, "--out", str(tmp_path / "o"), "--no-ms-ssim", "--frames", "1") == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "--bit-depth 10" in warnings[0]
+
+
+@pytest.mark.parametrize("text", ["sequences: {A: {file: a.yuv, width: 64\n",
+                                  "sequences: {A: {file: a.yuv, width: sixty-four, height: 64}}\n"])
+def test_eval_with_a_broken_dataset_file_gives_one_line_and_no_run(tmp_path, capsys, text):
+    from vidcodec.cli import main as vidcodec_main
+
+    (tmp_path / "broken.yaml").write_text(text)
+    assert vidcodec_main(["eval", "--dataset", str(tmp_path / "broken.yaml"), "--configs", "baseline",
+                          "--qualities", "1", "--out", str(tmp_path / "run"), "--serial", "--quiet"]) == 2
+    assert "broken.yaml" in one_error_line(capsys)
+    assert not (tmp_path / "run").exists()

@@ -124,3 +124,50 @@ def test_ten_bit_file_with_out_of_range_samples_is_refused(tmp_path):
     path.write_bytes(np.full(geometry.frame_num_bytes // 2, 4000, "<u2").tobytes())
     with pytest.raises(SequenceError, match="above 1023"):
         YuvReader(path, geometry).read_frame(0)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("sequences: {A: {file: a.yuv, width: 64\n", "is not valid YAML"),
+    ("sequences: [a.yuv]\n", "no 'sequences' mapping"),
+    ("sequences: {A: a.yuv}\n", "sequence 'A' is not a mapping"),
+    ("sequences: {A: {file: a.yuv, height: 64}}\n", "sequence 'A' lacks the field 'width'"),
+    ("sequences: {A: {file: a.yuv, width: sixty-four, height: 64}}\n",
+     "sequence 'A' field width='sixty-four' (expected a positive integer)"),
+    ("sequences: {A: {file: a.yuv, width: 64, height: 64, fps: fast}}\n", "field fps='fast' (expected a positive number)"),
+    ("sequences: {A: {file: a.yuv, width: 64, height: 64, frames: 2.5}}\n", "field frames=2.5"),
+    ("sequences: {A: {file: 7, width: 64, height: 64}}\n", "field file=7 (expected a file name)"),
+])
+def test_a_broken_dataset_file_is_named_with_its_field(tmp_path, text, message):
+    """Issue 34 item 10: YAML that does not parse, or ``width: sixty-four``, gave tracebacks in eval."""
+    from vidcodec.io.yuv import load_dataset
+
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+    with pytest.raises(SequenceError, match=f"dataset file {path}") as error:
+        load_dataset(path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_valid_dataset_file_loads():
+    from vidcodec.io.yuv import DATASET_DIR, load_dataset
+
+    assert len(load_dataset(DATASET_DIR / "uvg.yaml")["sequences"]) == 7
+
+
+def test_ten_bit_samples_in_a_file_named_8_bit_give_a_warning(tmp_path):
+    """Issue 34 item 6: a size check cannot see it (a 10-bit frame is two 8-bit frames); the bytes can."""
+    ten_bit = SequenceGeometry(64, 48, 10)
+    with YuvWriter(tmp_path / "clip_64x48_8bit.yuv", ten_bit) as writer:
+        for frame in random_frames(ten_bit, 2):
+            writer.write_frame(frame)
+    with YuvReader(tmp_path / "clip_64x48_8bit.yuv") as reader:
+        assert reader.geometry.bit_depth == 8 and reader.num_frames == 4
+        assert len(reader.warnings) == 1 and "--bit-depth 10" in reader.warnings[0]
+    with YuvReader(tmp_path / "clip_64x48_8bit.yuv", bit_depth=10) as reader:
+        assert reader.warnings == []
+    eight_bit = SequenceGeometry(64, 48, 8)
+    with YuvWriter(tmp_path / "real_64x48_8bit.yuv", eight_bit) as writer:
+        for frame in random_frames(eight_bit, 2):
+            writer.write_frame(frame)
+    with YuvReader(tmp_path / "real_64x48_8bit.yuv") as reader:
+        assert reader.warnings == []

@@ -161,6 +161,8 @@ def run_encode(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, quality=None).validate()
     out_dir = args.out or Path("out") / args.sequence.stem
     with YuvReader(args.sequence, size=args.size, fps=args.fps, bit_depth=args.bit_depth) as reader:
+        for warning in reader.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         result = encode_sequence(
             reader,
             out_dir,

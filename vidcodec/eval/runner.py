@@ -306,6 +306,7 @@ def run_eval(request: EvalRequest) -> EvalOutcome:
         raise ConfigError(f"intra_period={request.intra_period} (expected -1 or >= 1)")
     request = with_default_intra(request)
     check_intra_weights(request)
+    load_dataset(request.dataset)  # a broken dataset file fails before anything is written
     _check_run_dir(request)
     inputs = prepare_inputs(request)
     jobs = plan_jobs(request, inputs)

@@ -107,12 +107,47 @@ def geometry_from_filename(path: str | Path) -> SequenceGeometry | None:
     )
 
 
+# Fields of a sequence entry in a video dataset file: name -> (type, required).
+DATASET_FIELDS = {"file": (str, True), "width": (int, True), "height": (int, True), "fps": (float, False),
+                  "frames": (int, False), "bit_depth": (int, False)}
+
+
 def load_dataset(path: str | Path) -> dict:
-    """Read a dataset file: {name, description, sequences: {Name: {file, width, height, fps, frames, bit_depth}}}."""
-    data = yaml.safe_load(Path(path).read_text())
+    """Read a dataset file: {name, description, sequences: {Name: {file, width, height, fps, frames, bit_depth}}};
+    SequenceError naming the file, sequence and field for YAML that does not parse or a field of the
+    wrong type (``width: sixty-four``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SequenceError(f"dataset file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        problem = " ".join(str(error).split())
+        raise SequenceError(f"dataset file {path} is not valid YAML ({problem}); fix the file") from None
     if not isinstance(data, dict) or not isinstance(data.get("sequences"), dict):
         raise SequenceError(f"dataset file {path} has no 'sequences' mapping")
+    if data.get("kind") != "images":
+        for name, entry in data["sequences"].items():
+            _check_dataset_entry(path, name, entry)
     return data
+
+
+def _check_dataset_entry(path: Path, name: object, entry: object) -> None:
+    if not isinstance(entry, dict):
+        raise SequenceError(f"dataset file {path}: sequence '{name}' is not a mapping of fields "
+                            f"({', '.join(DATASET_FIELDS)})")
+    for field_name, (kind, required) in DATASET_FIELDS.items():
+        if field_name not in entry:
+            if required:
+                raise SequenceError(f"dataset file {path}: sequence '{name}' lacks the field '{field_name}'")
+            continue
+        value = entry[field_name]
+        numeric = kind is not str and not isinstance(value, bool) and isinstance(value, (int, float))
+        fits = isinstance(value, str) if kind is str else numeric and (kind is float or float(value).is_integer())
+        if not fits or (numeric and not value > 0):
+            expected = "a file name" if kind is str else f"a positive {'number' if kind is float else 'integer'}"
+            raise SequenceError(f"dataset file {path}: sequence '{name}' field {field_name}={value!r} "
+                                f"(expected {expected})")
 
 
 def _dataset_files() -> list[Path]:
@@ -222,6 +257,22 @@ class YuvReader:
         else:
             self._frame_offsets = self._index_raw()
         self.num_frames = len(self._frame_offsets)
+        # Doubts about the input that do not stop coding; the command line prints them.
+        self.warnings: list[str] = []
+        if not self._is_y4m and self.geometry.bit_depth == 8 and self._looks_like_16_bit_words():
+            self.warnings.append(
+                f"{self.path}: every second byte is 0..3, the pattern of 10-bit samples in 16-bit words; "
+                "if it is 10-bit, pass --bit-depth 10 (coded as 8-bit it gives twice the frames, each garbage)")
+
+    def _looks_like_16_bit_words(self, probe_bytes: int = 1 << 20) -> bool:
+        """Whether the file starts like little-endian 10-bit samples: high bytes all 0..3 while the low
+        bytes are not. 8-bit video (luma >= 16 in video range) almost never has this pattern."""
+        self._handle.seek(0)
+        head = np.frombuffer(self._handle.read(min(probe_bytes, self.geometry.frame_num_bytes) // 2 * 2), np.uint8)
+        if head.size < 64:
+            return False
+        low, high = head[0::2], head[1::2]
+        return int(high.max()) <= 3 and int(low.max()) > 3
 
     def _index_raw(self) -> list[int]:
         file_size = self.path.stat().st_size
