@@ -16,6 +16,7 @@ codec's latent (role "intra"): --quant hex|oct and --latent-shift.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 import time
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from vidcodec.bitstream.errors import BitstreamError
-from vidcodec.bitstream.syntax import SequenceHeader
+from vidcodec.bitstream.syntax import STREAM_NONCE_BYTES, SequenceHeader
 from vidcodec.config import CodecConfig
 from vidcodec.decoder import Decoder
 from vidcodec.encoder import Encoder
@@ -126,7 +127,10 @@ def encode_image(image_path: Path, out_path: Path, config: CodecConfig, recon_pa
     config = replace(config, intra_period=1, quant_scope="intra", latent_shift_scope="intra")
     models = load_models(config)
     models.attach_tools(config.coding_tools())
-    header = sequence_header(config, models, SequenceGeometry(width, height, 8, 1.0), 1)
+    # As for sequences (pipeline.content_nonce): the same picture gives the same file, another one
+    # another sequence id.
+    nonce = hashlib.sha256(x.numpy().tobytes()).digest()[:STREAM_NONCE_BYTES]
+    header = sequence_header(config, models, SequenceGeometry(width, height, 8, 1.0), 1, nonce)
     start = time.perf_counter()
     header_bytes = header.write()
     packet = Encoder(models.intra.codec, models.inter.codec, header).encode(0, x)

@@ -14,6 +14,7 @@ an interrupted run never leaves a directory that looks complete.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import time
 from contextlib import contextmanager
@@ -24,7 +25,8 @@ from typing import Iterator
 import torch
 
 from vidcodec.bitstream.errors import BitstreamError
-from vidcodec.bitstream.syntax import ModelRef, SequenceHeader, frame_file_name, read_frame, sequence_id
+from vidcodec.bitstream.syntax import (STREAM_NONCE_BYTES, ModelRef, SequenceHeader, frame_file_name, read_frame,
+                                      sequence_id)
 from vidcodec.config import CodecConfig
 from vidcodec.decoder import Decoder
 from vidcodec.encoder import Encoder
@@ -138,7 +140,7 @@ def encode_sequence(
         raise ConfigError(f"model '{models.inter.model_id}' is an image codec: it codes I-frames only. Pass "
                           "--intra-period 1, or use it as --intra-model of a video model")
     models.attach_tools(config.coding_tools())
-    header = sequence_header(config, models, geometry, num_frames)
+    header = sequence_header(config, models, geometry, num_frames, content_nonce(reader, num_frames))
     header_bytes = header.write()
     encoder = Encoder(models.intra.codec, models.inter.codec, header)
     verifier = Decoder(models.intra.codec, models.inter.codec, header, header_bytes) if config.verify else None
@@ -214,9 +216,23 @@ def check_encode_outputs(source: Path, out_dir: Path, recon_path: Path | None, f
                           "at the end; write the reconstruction elsewhere")
 
 
+def content_nonce(reader: YuvReader, num_frames: int) -> bytes:
+    """The stream_nonce of an encode: a digest of the pictures it codes. Streams of different pictures
+    coded with the same settings get different sequence ids (a frame of one is refused by the other);
+    coding the same pictures again gives the same files, so evaluations stay reproducible. Reading
+    the frames twice costs far less than coding them."""
+    digest = hashlib.sha256()
+    for poc in range(num_frames):
+        frame = reader.read_frame(poc)
+        for plane in (frame.y, frame.u, frame.v):
+            digest.update(plane.tobytes())
+    return digest.digest()[:STREAM_NONCE_BYTES]
+
+
 def sequence_header(config: CodecConfig, models: CodecModels, geometry: SequenceGeometry,
-                    num_frames: int) -> SequenceHeader:
-    """The sequence header of a stream coded with ``config`` and ``models``."""
+                    num_frames: int, stream_nonce: bytes | None = None) -> SequenceHeader:
+    """The sequence header of a stream coded with ``config`` and ``models``; ``stream_nonce``: see
+    content_nonce (None: a random one)."""
     lattice_name = QUANTIZER_LATTICES[config.quant]
     shift = config.shift_settings()
     return SequenceHeader(
@@ -236,6 +252,7 @@ def sequence_header(config: CodecConfig, models: CodecModels, geometry: Sequence
         shift_groups=shift.groups if shift else 1,
         shift_candidates=shift.candidates if shift else (),
         num_threads=config.num_threads,
+        **({"stream_nonce": stream_nonce} if stream_nonce is not None else {}),
     )
 
 

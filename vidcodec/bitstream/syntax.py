@@ -32,8 +32,10 @@ Layout (all integers little-endian):
                      count 255 and no values: DEFAULT_SHIFT_CANDIDATES (since version 5: 1 byte
                      instead of 33 for the usual set, which matters in a one-picture image file)
     num_threads      u8       torch intra-op threads used for coding; the decoder must use the same
-    stream_nonce     8 bytes  random per encode (since version 6): two encodes with the same settings
-                              get different sequence ids, so a frame file of one is refused by the other
+    stream_nonce     8 bytes  (since version 6) a digest of the coded pictures (pipeline.content_nonce):
+                              streams of different pictures coded with the same settings get different
+                              sequence ids, so a frame file of one is refused by the other, while coding
+                              the same pictures again gives the same files (reproducible evaluations)
     crc32            u32      over everything before it
 
 ``frames/NNNNNN.bin``, sized for a P-frame header of about 13 bytes (the frame's payload at q1,
@@ -204,7 +206,8 @@ class SequenceHeader:
     shift_groups: int = 1
     shift_candidates: tuple[float, ...] = ()
     num_threads: int = 1
-    # Random unless read from a file: what makes the sequence id of each encode its own.
+    # What makes the sequence id of a stream its own; the encoder passes a digest of its pictures,
+    # a header built without one gets a random nonce.
     stream_nonce: bytes = field(default_factory=lambda: secrets.token_bytes(STREAM_NONCE_BYTES))
 
     def fps_fraction(self) -> Fraction:
@@ -335,8 +338,8 @@ class SequenceHeader:
 
 def sequence_id(header_bytes: bytes) -> bytes:
     """4-byte identity of a stream: its first byte is in every frame header, and every frame's CRC
-    covers all four, so a frame file of another stream is refused. Unique per encode because the
-    header holds a random stream_nonce."""
+    covers all four, so a frame file of another stream is refused. Streams of other pictures differ
+    in it through the header's stream_nonce."""
     return hashlib.sha256(header_bytes).digest()[:SEQUENCE_ID_BYTES]
 
 
