@@ -36,7 +36,7 @@ from vidcodec.io.color import PictureBox
 from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput, check_entropy_hash, check_part_count
 
 
-class _MeanScaleView:
+class MeanScaleView:
     """What HyperpriorCoder reads, over the modules of a CompressAI mean-scale hyperprior: a plain
     object, so that the model's modules are not registered (and saved) twice."""
 
@@ -127,7 +127,7 @@ class Mbt2018MeanCodec(_HyperpriorImageCodec, MeanScaleHyperprior):
     def __init__(self, N: int = 128, M: int = 192) -> None:
         super().__init__(N=N, M=M)
         self.N, self.M = N, M
-        self.latent_coders = {"intra": HyperpriorCoder(_MeanScaleView(self), hyper_stride=4)}
+        self.latent_coders = {"intra": HyperpriorCoder(MeanScaleView(self), hyper_stride=4)}
 
     def config(self) -> dict:
         return {"N": self.N, "M": self.M}
@@ -181,7 +181,7 @@ class Bmshj2018FactorizedCodec(FactorizedPrior, ImageCodec):
         return self._picture(self.decode_latent("intra", parts[0], params, shift_indexes)[0])
 
 
-class _JointView(_MeanScaleView):
+class _JointView(MeanScaleView):
     """What AutoregressiveCoder reads, over the modules of a CompressAI joint autoregressive model."""
 
     def hyper_decoder(self, z_hat: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ from compressai.models.base import get_scale_table
 
 from vidcodec.errors import CheckpointError
 from vidcodec.models.dcvc_small import DcvcSmallCodec
+from vidcodec.models.hybrid_small import HybridSmallCodec
 from vidcodec.models.image_codecs import (Bmshj2018FactorizedCodec, Cheng2020AttnCodec, Mbt2018Codec,
                                           Mbt2018MeanCodec)
 from vidcodec.models.interface import FrameCodec
@@ -91,6 +92,13 @@ MODELS: dict[str, ModelSpec] = {
         default_config={"features": 64, "latent": 96, "detail_head": True},
         description="dcvc-small whose P-frame picture adds a non-linear detail head to its rank-64 "
                     "to_pixels; shipped q1..q4",
+        shipped_intra_model="mbt2018-mean-small",
+    ),
+    "hybrid-small": ModelSpec(
+        builder=HybridSmallCodec,
+        default_config={"N": 64, "M": 96},
+        description="block motion search + motion-compensated prediction in the pixel domain + learned "
+                    "residual (mean-scale hyperprior); a P-frame can copy its reference",
         shipped_intra_model="mbt2018-mean-small",
     ),
     "bmshj2018-factorized": ModelSpec(

@@ -271,6 +271,10 @@ class Trainer:
         # Same seed on every rank: the same initial weights (DDP would copy rank 0's anyway).
         torch.manual_seed(config.seed)
         self.model = build_model(config.model, **config.model_config)
+        if hasattr(self.model, "lmbda"):
+            # An encoder that makes rate-distortion decisions (hybrid-small's residual skip) makes them
+            # with the lambda its weights were trained for; the export's model_config records it.
+            self.model.lmbda = config.lmbda
         # Stages before this one (their provenance), carried into this run's export.
         self.earlier_stages: list[dict] = []
         if config.init_from:

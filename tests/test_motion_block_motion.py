@@ -1,0 +1,62 @@
+"""Block motion search and prediction: what the hybrid codec's P-frames copy from their reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vidcodec.motion import block_motion
+from vidcodec.train.synthetic import photo_clip
+
+
+def _photo(height: int = 96, width: int = 128, seed: int = 3) -> torch.Tensor:
+    frame = photo_clip("coffee", 1, height, width, seed=seed)[0]
+    return torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))[None].float()
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return 10 * math.log10(1 / max(F.mse_loss(a, b).item(), 1e-12))
+
+
+def test_a_zero_field_predicts_the_reference_exactly():
+    reference = torch.rand(2, 3, 32, 48)
+    mv = torch.zeros(2, 2, 2, 3, dtype=torch.int64)
+    assert torch.equal(block_motion.predict(reference, mv, 16), reference)
+
+
+def test_quarter_pel_vectors_sample_between_pixels():
+    reference = torch.arange(16.0).view(1, 1, 1, 16).expand(1, 1, 16, 16).contiguous()
+    mv = torch.tensor([[[[6]], [[0]]]])  # +1.5 pixels in x
+    predicted = block_motion.predict(reference, mv, 16)
+    assert torch.allclose(predicted[0, 0, 0, :4], torch.tensor([1.5, 2.5, 3.5, 4.5]))
+    assert predicted[0, 0, 0, -1] == 15.0  # beyond the edge: the edge pixel
+
+
+def test_an_unchanged_frame_gets_the_zero_field():
+    frame = _photo()
+    assert not block_motion.search(frame, frame.clone()).any()
+
+
+@pytest.mark.parametrize("dx, dy", [(3, -2), (-7, 5)])
+def test_a_translated_picture_is_found_to_the_pixel_and_predicted_closely(dx, dy):
+    big = _photo(160, 192)
+    reference = big[..., 32:128, 32:160]
+    current = big[..., 32 - dy:128 - dy, 32 - dx:160 - dx]  # the picture moved by (dx, dy) pixels
+    mv = block_motion.search(current, reference)
+    interior = mv[0, :, 1:-1, 1:-1]
+    found = (interior[0] == -4 * dx) & (interior[1] == -4 * dy)
+    # the rest are blocks of flat content, where a vector close to a neighbour's costs fewer bits
+    assert found.float().mean() >= 0.75
+    prediction = block_motion.predict(reference, mv, 16)
+    inner = (slice(None), slice(None), slice(16, -16), slice(16, -16))
+    assert _psnr(prediction[inner], current[inner]) > 45
+    assert _psnr(prediction, current) > _psnr(reference, current) + 10
+
+
+def test_the_search_refuses_frames_that_do_not_tile_into_blocks():
+    with pytest.raises(ValueError, match="multiples of block=16"):
+        block_motion.search(torch.rand(1, 3, 40, 48), torch.rand(1, 3, 40, 48))
