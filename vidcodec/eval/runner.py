@@ -34,6 +34,7 @@ from pathlib import Path
 from vidcodec.errors import ConfigError, OutputError
 from vidcodec.eval.jobs import Job, file_hash, intra_weights_file, load_setting, run_job, weights_file
 from vidcodec.eval.proxy import ProxySpec, write_proxy
+from vidcodec.eval.ray_watchdog import local_cluster_pids, start_watchdog, stop_watchdog
 from vidcodec.eval.results import atomic_write_text
 from vidcodec.io.yuv import SequenceGeometry, YuvReader, load_dataset
 
@@ -237,6 +238,7 @@ def _run_on_ray(jobs: list[Job], request: EvalRequest, report) -> None:
         check_reachable(request.ray_address)
 
     started_here = not ray.is_initialized()
+    watchdog = None
     if started_here:
         try:
             # "local" starts a private cluster even when another one runs on this machine (plain
@@ -250,6 +252,8 @@ def _run_on_ray(jobs: list[Job], request: EvalRequest, report) -> None:
                 "token authentication: set RAY_AUTH_MODE=token here (the token is read from ~/.ray/auth_token "
                 "or RAY_AUTH_TOKEN)"
             ) from None
+        if not request.ray_address:  # a cluster of our own: it must not outlive us (ray_watchdog.py)
+            watchdog = start_watchdog(local_cluster_pids())
     try:
         remote = ray.remote(num_cpus=request.num_threads, max_retries=0)(run_job)
         pending = {remote.remote(job): job for job in jobs}
@@ -263,6 +267,7 @@ def _run_on_ray(jobs: list[Job], request: EvalRequest, report) -> None:
     finally:
         if started_here:
             ray.shutdown()
+            stop_watchdog(watchdog)
 
 
 def with_default_intra(request: EvalRequest) -> EvalRequest:
