@@ -176,6 +176,11 @@ def test_existing_output_is_refused_unless_forced(clip, tmp_path):
     (tmp_path / "out" / "old.txt").write_text("keep")
     with pytest.raises(OutputError, match="not empty"):
         anchors.encode_anchor(name, clip, tmp_path / "out", 1, 2)
+    # --force replaces an earlier output only, never a folder of other files (issue 34 item 2).
+    with pytest.raises(OutputError, match="not an earlier output"):
+        anchors.encode_anchor(name, clip, tmp_path / "out", 1, 2, force=True)
+    assert (tmp_path / "out" / "old.txt").read_text() == "keep"
+    (tmp_path / "out" / "summary.json").write_text("{}")
     anchors.encode_anchor(name, clip, tmp_path / "out", 1, 2, force=True)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["rd.jsonl", "stream.264", "summary.json"]
 
