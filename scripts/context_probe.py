@@ -1,17 +1,20 @@
 #!/usr/bin/env python
-"""How much of its reference a P-frame uses: the bits of frame t coded against the previous frame's
-context, and against a context made from frame t itself (a perfect reference: nothing moved, nothing
-lost), next to frame t as an I-frame. A codec that exploits its reference codes the second almost for
-free.
+"""How much of its reference a P-frame uses: the bits of frame t coded against the previous frame,
+and against frame t itself (a perfect reference: nothing moved, nothing lost), next to frame t as an
+I-frame. A codec that exploits its reference codes the second almost for free.
 
-    python scripts/context_probe.py --model dcvc-small-detail --quality 3 \
-        sequences/generated/Smptebars_416x240_30fps_420_8bit_YUV.yuv [--frame 2]
+    python scripts/context_probe.py --model hybrid-small --qualities 1 2 3 4 \
+        sequences/generated/Smptebars_416x240_30fps_420_8bit_YUV.yuv [--frame 2] [--markdown]
+    python scripts/context_probe.py --model hybrid-small --checkpoint-template 'runs/hybrid-small-q{q}.pt' ...
 
-All are the training forward pass in eval mode (P-frames: stage "pairs", the reference is the
-uncompressed frame; latents rounded, bits from the entropy model's likelihoods, no bitstream written),
-on the top-left crop that is a multiple of the model's crop_multiple. The I-frame is coded by the model
-that codes the shipped weights' I-frames (the registry's shipped_intra_model) at the same quality.
-Prints bpp / PSNR-RGB for each.
+Real coding (default): every frame is entropy coded as the codec codes it in a stream (encode_intra,
+start_state of the reference, encode_inter), and bits are the lengths of the coded parts: motion,
+side information and skip decisions included. ``--forward``: the training forward pass in eval mode
+instead (latents rounded, bits from the entropy model's likelihoods; how the figures before
+hybrid-small were measured). On the top-left crop that is a multiple of the model's crop_multiple. The
+I-frame is coded by the model that codes the shipped weights' I-frames (the registry's
+shipped_intra_model) at the same quality. Prints bpp / PSNR-RGB for each, and the share of the
+I-frame's bits the frame coded against itself costs.
 """
 
 from __future__ import annotations
@@ -29,8 +32,25 @@ from vidcodec.models.registry import default_intra_model, load_model
 
 
 def p_frame_cost(codec, reference: torch.Tensor, frame: torch.Tensor) -> tuple[float, float]:
-    """(bpp, PSNR-RGB dB) of frame (1,3,H,W in [0,1]) coded as a P-frame whose reference is reference."""
+    """(bpp, PSNR-RGB dB) of frame (1,3,H,W in [0,1]) through the training forward as a P-frame whose
+    reference is reference."""
     return last_frame_cost(codec, [reference, frame], "pairs")
+
+
+def coded_p_frame_cost(codec, reference: torch.Tensor, frame: torch.Tensor) -> tuple[float, float]:
+    """(bpp, PSNR-RGB dB) of frame entropy coded as a P-frame against the state of reference."""
+    coded = codec.encode_inter(frame, codec.start_state(reference))
+    return _coded_cost(coded, frame)
+
+
+def coded_i_frame_cost(codec, frame: torch.Tensor) -> tuple[float, float]:
+    return _coded_cost(codec.encode_intra(frame), frame)
+
+
+def _coded_cost(coded, frame: torch.Tensor) -> tuple[float, float]:
+    bits = 8 * sum(len(part) for part in coded.parts)
+    mse = F.mse_loss(coded.x_hat.clamp(0.0, 1.0), frame).item()
+    return bits / (frame.shape[-2] * frame.shape[-1]), 10.0 * math.log10(1.0 / max(mse, 1e-10))
 
 
 def last_frame_cost(codec, frames: list[torch.Tensor], stage: str) -> tuple[float, float]:
@@ -62,23 +82,44 @@ def read_pictures(path: Path, indexes: list[int], multiple: int) -> list[torch.T
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sequences", nargs="+", type=Path, help="raw YUV 4:2:0 files (size in the name)")
-    parser.add_argument("--model", default="dcvc-small-detail", help="a video model whose training forward has stage 'pairs'")
-    parser.add_argument("--quality", type=int, default=3)
+    parser.add_argument("--model", default="dcvc-small-detail", help="a video model")
+    parser.add_argument("--qualities", type=int, nargs="+", default=[3], help="rate points (shipped weights)")
+    parser.add_argument("--quality", type=int, help="one rate point (same as --qualities Q)")
+    parser.add_argument("--checkpoint-template", help="checkpoint of each rate point instead of the shipped "
+                        "weights, with {q} for the quality, e.g. 'runs/hybrid-small-q{q}.pt'")
     parser.add_argument("--frame", type=int, default=1, help="frame t (>= 1); its reference is frame t-1")
+    parser.add_argument("--forward", action="store_true", help="bits from the training forward, not real coding")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table row per sequence and rate")
     args = parser.parse_args()
     if args.frame < 1:
         raise SystemExit("error: --frame must be at least 1 (frame t-1 is its reference)")
-    codec = load_model(args.model, quality=args.quality).codec.eval()
-    intra_id = default_intra_model(args.model, own_weights=False) or args.model
-    intra = load_model(intra_id, quality=args.quality).codec.eval()
-    multiple = max(codec.crop_multiple, intra.crop_multiple)
-    for path in args.sequences:
-        previous, frame = read_pictures(path, [args.frame - 1, args.frame], multiple)
-        costs = {f"against frame {args.frame - 1}": p_frame_cost(codec, previous, frame),
-                 "against itself": p_frame_cost(codec, frame, frame),
-                 f"as an I-frame of {intra_id}": last_frame_cost(intra, [frame], "intra")}
-        print(f"{path.name}, frame {args.frame}: " + "; ".join(f"{name} {bpp:.4f} bpp / {psnr:.2f} dB"
-                                                             for name, (bpp, psnr) in costs.items()))
+    qualities = [args.quality] if args.quality is not None else args.qualities
+    if args.markdown:
+        print("| sequence | q | vs frame t-1 (bpp / dB) | vs itself | I-frame | itself / I-frame bits |")
+        print("|---|---|---|---|---|---|")
+    for quality in qualities:
+        checkpoint = args.checkpoint_template.format(q=quality) if args.checkpoint_template else None
+        codec = load_model(args.model, quality=None if checkpoint else quality, checkpoint=checkpoint).codec.eval()
+        intra_id = default_intra_model(args.model, own_weights=False) or args.model
+        intra = load_model(intra_id, quality=quality).codec.eval()
+        multiple = max(codec.crop_multiple, intra.crop_multiple)
+        for path in args.sequences:
+            previous, frame = read_pictures(path, [args.frame - 1, args.frame], multiple)
+            if args.forward:
+                costs = [p_frame_cost(codec, previous, frame), p_frame_cost(codec, frame, frame),
+                         last_frame_cost(intra, [frame], "intra")]
+            else:
+                costs = [coded_p_frame_cost(codec, previous, frame), coded_p_frame_cost(codec, frame, frame),
+                         coded_i_frame_cost(intra, frame)]
+            share = costs[1][0] / costs[2][0]
+            if args.markdown:
+                cells = " | ".join(f"{bpp:.4f} / {psnr:.2f}" for bpp, psnr in costs)
+                print(f"| {path.name.split('_')[0]} | {quality} | {cells} | {100 * share:.1f}% |", flush=True)
+                continue
+            names = [f"against frame {args.frame - 1}", "against itself", f"as an I-frame of {intra_id}"]
+            print(f"{path.name}, q{quality}, frame {args.frame}: "
+                  + "; ".join(f"{name} {bpp:.4f} bpp / {psnr:.2f} dB" for name, (bpp, psnr) in zip(names, costs))
+                  + f"; itself / I-frame bits {100 * share:.1f}%", flush=True)
 
 
 if __name__ == "__main__":

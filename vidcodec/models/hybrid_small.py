@@ -95,7 +95,7 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
         parameters = global_motion.fit(mv, BLOCK)
         if any(parameters):
             base = global_motion.field(parameters, tuple(mv.shape[-2:]), BLOCK)
-            mv_global = block_motion.search(x, reference, BLOCK, self.coarse_range, self.lmbda, base=base, start=mv)
+            mv_global = block_motion.polish(x, reference, mv, base, BLOCK, self.lmbda)
             options.append((FLAG_GLOBAL_MOTION, global_motion.to_bytes(parameters) + motion_coder.encode(mv_global - base),
                             mv_global))
         best = None

@@ -24,6 +24,9 @@ import torch
 import torch.nn.functional as F
 
 QUARTER = 4  # motion vector units per pixel
+# Pixels of padding of the search's reference beyond its vectors: refinement moves a vector by up to
+# 2 pixels, interpolation reads 1 more. Candidates are kept within it (_limit).
+SEARCH_MARGIN_PIXELS = 4
 
 
 def predict(reference: torch.Tensor, mv: torch.Tensor, block: int) -> torch.Tensor:
@@ -33,21 +36,44 @@ def predict(reference: torch.Tensor, mv: torch.Tensor, block: int) -> torch.Tens
     Bilinear between the four pixels around each sample point with weights in quarter steps, edges
     replicated, in plain indexing rather than grid_sample: an integer vector copies pixels exactly
     (weights 1 and 0), which a "nothing changed" frame needs to cost nothing and lose nothing."""
-    n, channels, height, width = reference.shape
-    displacement = F.interpolate(mv.to(torch.float32), scale_factor=block, mode="nearest").to(torch.int64)
-    rows = torch.arange(height).view(1, height, 1) * QUARTER + displacement[:, 1]
-    cols = torch.arange(width).view(1, 1, width) * QUARTER + displacement[:, 0]
-    row0, col0 = rows.div(QUARTER, rounding_mode="floor"), cols.div(QUARTER, rounding_mode="floor")
-    weight_y = ((rows - row0 * QUARTER).to(reference.dtype) / QUARTER).unsqueeze(1)
-    weight_x = ((cols - col0 * QUARTER).to(reference.dtype) / QUARTER).unsqueeze(1)
-    flat = reference.reshape(n, channels, height * width)
+    margin = int(mv.abs().max()) // QUARTER + 2 if mv.numel() else 2
+    return _predict_padded(Padded(reference, margin), mv, block)
 
-    def sample(row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
-        index = row.clamp(0, height - 1) * width + col.clamp(0, width - 1)
-        return flat.gather(2, index.view(n, 1, -1).expand(n, channels, -1)).view(n, channels, height, width)
 
-    top = sample(row0, col0) * (1 - weight_x) + sample(row0, col0 + 1) * weight_x
-    bottom = sample(row0 + 1, col0) * (1 - weight_x) + sample(row0 + 1, col0 + 1) * weight_x
+class Padded:
+    """A reference with ``margin`` replicated pixels on every side, flattened for gathers: predictions
+    of many candidate fields from one padding (the search's)."""
+
+    def __init__(self, reference: torch.Tensor, margin: int) -> None:
+        self.n, self.channels, self.height, self.width = reference.shape
+        self.margin = margin
+        self.padded_width = self.width + 2 * margin
+        padded = F.pad(reference, (margin,) * 4, mode="replicate") if margin else reference
+        self.flat = padded.reshape(self.n, self.channels, -1)
+        # flat index of each picture pixel in the padded picture, times nothing moved
+        rows = torch.arange(self.height).view(self.height, 1) + margin
+        cols = torch.arange(self.width).view(1, self.width) + margin
+        self.origin = (rows * self.padded_width + cols).view(1, self.height, self.width)
+
+
+def _predict_padded(reference: Padded, mv: torch.Tensor, block: int) -> torch.Tensor:
+    displacement = mv.repeat_interleave(block, dim=2).repeat_interleave(block, dim=3)
+    # floor division and remainder of quarter pels (>> and & floor towards minus infinity)
+    whole_x, whole_y = displacement[:, 0] >> 2, displacement[:, 1] >> 2
+    if int(max(whole_x.abs().max(), whole_y.abs().max())) + 1 > reference.margin:
+        raise ValueError(f"motion beyond the reference's {reference.margin}-pixel margin")
+    dtype = reference.flat.dtype
+    weight_x = ((displacement[:, 0] & 3).to(dtype) / QUARTER).unsqueeze(1)
+    weight_y = ((displacement[:, 1] & 3).to(dtype) / QUARTER).unsqueeze(1)
+    index = (reference.origin + whole_y * reference.padded_width + whole_x).view(reference.n, 1, -1)
+    index = index.expand(reference.n, reference.channels, -1)
+    shape = (reference.n, reference.channels, reference.height, reference.width)
+
+    def sample(offset: int) -> torch.Tensor:
+        return reference.flat.gather(2, index + offset if offset else index).view(shape)
+
+    top = sample(0) * (1 - weight_x) + sample(1) * weight_x
+    bottom = sample(reference.padded_width) * (1 - weight_x) + sample(reference.padded_width + 1) * weight_x
     return top * (1 - weight_y) + bottom * weight_y
 
 
@@ -88,29 +114,41 @@ def _window(padded: torch.Tensor, dx: int, dy: int, margin_x: int, margin_y: int
 
 @torch.no_grad()
 def search(x: torch.Tensor, reference: torch.Tensor, block: int = 16, coarse_range: int = 8,
-           lmbda: float = 0.0067, base: torch.Tensor | None = None, start: torch.Tensor | None = None) -> torch.Tensor:
+           lmbda: float = 0.0067) -> torch.Tensor:
     """Motion vectors (N,2,H/block,W/block) int64 quarter pels that predict x from reference.
 
     x, reference: (N,3,H,W) float in [0,1], H and W multiples of block (and of 4 x block // 4).
     coarse_range: integer search range at 1/4 resolution (so +-4 x coarse_range pixels in all).
     lmbda: the rate-distortion trade-off (CompressAI's MSE scale, the codec's training lambda).
-    base: (N,2,H/block,W/block) vectors the field will be coded against (global_motion.field), None: zero.
-    start: a field to refine instead of the coarse search's (e.g. the field a global model was fitted to).
     """
     if x.shape != reference.shape or x.shape[-1] % block or x.shape[-2] % block or block % 4:
         raise ValueError(f"x {tuple(x.shape)} and reference {tuple(reference.shape)}: equal shapes, sides multiples "
                          f"of block={block}, block a multiple of 4")
     x_gray, ref_gray = x.mean(dim=1, keepdim=True), reference.mean(dim=1, keepdim=True)
-    if base is None:
-        base = torch.zeros(x.shape[0], 2, x.shape[-2] // block, x.shape[-1] // block, dtype=torch.int64)
+    base = torch.zeros(x.shape[0], 2, x.shape[-2] // block, x.shape[-1] // block, dtype=torch.int64)
     bits_per_sse = lmbda * 255**2
-    best_mv = start if start is not None else _coarse_search(x_gray, ref_gray, block, coarse_range, bits_per_sse)
-    # 2. full resolution, per block: the neighbours' vectors (the coarse search has no smoothness
-    # term: a block of flat or repeating content takes any far match, which then costs its vector's
-    # bits twice), integer +-2 around the vector, then half and quarter pels
-    mv = _adopt_neighbours(x_gray, ref_gray, best_mv, block, bits_per_sse, base)
+    mv = _coarse_search(x_gray, ref_gray, block, coarse_range, bits_per_sse)
+    ref_gray = Padded(ref_gray, SEARCH_MARGIN_PIXELS + 4 * coarse_range)
+    # full resolution, per block: the neighbours' vectors (the coarse search has no smoothness term: a
+    # block of flat or repeating content takes any far match, which then costs its vector's bits
+    # twice), integer +-2 around the vector, then half and quarter pels
+    mv = _adopt_neighbours(x_gray, ref_gray, mv, block, bits_per_sse, base)
     for step, radius in ((QUARTER, 2), (QUARTER // 2, 1), (QUARTER // 4, 1)):
         mv = _refine(x_gray, ref_gray, mv, block, step, radius, bits_per_sse, base)
+    return _adopt_neighbours(x_gray, ref_gray, mv, block, bits_per_sse, base)
+
+
+@torch.no_grad()
+def polish(x: torch.Tensor, reference: torch.Tensor, mv: torch.Tensor, base: torch.Tensor, block: int = 16,
+           lmbda: float = 0.0067) -> torch.Tensor:
+    """``mv`` (a search's field) re-chosen for coding as deviations from ``base`` (global_motion.field):
+    each block may take base's vector, a neighbour's deviation, or a quarter pel around its own."""
+    x_gray = x.mean(dim=1, keepdim=True)
+    margin = int(max(mv.abs().max(), base.abs().max())) // QUARTER + SEARCH_MARGIN_PIXELS
+    ref_gray = Padded(reference.mean(dim=1, keepdim=True), margin)
+    bits_per_sse = lmbda * 255**2
+    mv = _adopt_neighbours(x_gray, ref_gray, mv, block, bits_per_sse, base)
+    mv = _refine(x_gray, ref_gray, mv, block, QUARTER // 4, 1, bits_per_sse, base)
     return _adopt_neighbours(x_gray, ref_gray, mv, block, bits_per_sse, base)
 
 
@@ -139,10 +177,16 @@ def _coarse_search(x_gray: torch.Tensor, ref_gray: torch.Tensor, block: int, coa
     return best_mv
 
 
-def _candidate_cost(x: torch.Tensor, reference: torch.Tensor, candidate: torch.Tensor, field: torch.Tensor,
+def _limit(candidate: torch.Tensor, reference: Padded) -> torch.Tensor:
+    """A candidate field with its vectors kept inside the reference's padding."""
+    reach = (reference.margin - 1) * QUARTER
+    return candidate.clamp(-reach, reach)
+
+
+def _candidate_cost(x: torch.Tensor, reference: Padded, candidate: torch.Tensor, field: torch.Tensor,
                     block: int, bits_per_sse: float, base: torch.Tensor) -> torch.Tensor:
     """Rate-distortion cost in bits of each block's vector in ``candidate``."""
-    return (bits_per_sse * _block_sse(x, predict(reference, candidate, block), block)
+    return (bits_per_sse * _block_sse(x, _predict_padded(reference, candidate, block), block)
             + _smoothness_bits(candidate, field, base))
 
 
@@ -151,7 +195,7 @@ def _neighbour(mv: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return _shifted(mv.to(torch.float32), dx, dy).to(mv.dtype)
 
 
-def _adopt_neighbours(x: torch.Tensor, reference: torch.Tensor, mv: torch.Tensor, block: int,
+def _adopt_neighbours(x: torch.Tensor, reference: Padded, mv: torch.Tensor, block: int,
                       bits_per_sse: float, base: torch.Tensor, passes: int = 2) -> torch.Tensor:
     """Per block, the cheapest of its own vector, its four neighbours' (with their deviation from
     ``base`` carried over) and base's (a few passes, so that a good vector spreads over a region)."""
@@ -160,7 +204,7 @@ def _adopt_neighbours(x: torch.Tensor, reference: torch.Tensor, mv: torch.Tensor
         best_cost = _candidate_cost(x, reference, mv, mv, block, bits_per_sse, base)
         deviation = mv - base
         candidates = [base + _neighbour(deviation, dy, dx) for dy, dx in ((0, -1), (0, 1), (-1, 0), (1, 0))]
-        for candidate in candidates + [base]:
+        for candidate in (_limit(c, reference) for c in candidates + [base]):
             cost = _candidate_cost(x, reference, candidate, mv, block, bits_per_sse, base)
             better = cost < best_cost
             best_cost = torch.where(better, cost, best_cost)
@@ -169,7 +213,7 @@ def _adopt_neighbours(x: torch.Tensor, reference: torch.Tensor, mv: torch.Tensor
     return mv
 
 
-def _refine(x: torch.Tensor, reference: torch.Tensor, mv: torch.Tensor, block: int, step: int, radius: int,
+def _refine(x: torch.Tensor, reference: Padded, mv: torch.Tensor, block: int, step: int, radius: int,
             bits_per_sse: float, base: torch.Tensor) -> torch.Tensor:
     """Best per block of the (2 radius + 1)^2 vectors mv + step * (i, j) and the zero vector, each
     costed next to the neighbours of ``mv``."""
@@ -177,7 +221,8 @@ def _refine(x: torch.Tensor, reference: torch.Tensor, mv: torch.Tensor, block: i
     best_cost = _candidate_cost(x, reference, mv, mv, block, bits_per_sse, base)
     offsets = [(dx * step, dy * step) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
                if dx or dy]
-    for candidate in [mv + torch.tensor(offset).view(1, 2, 1, 1) for offset in offsets] + [torch.zeros_like(mv), base]:
+    candidates = [mv + torch.tensor(offset).view(1, 2, 1, 1) for offset in offsets] + [torch.zeros_like(mv), base]
+    for candidate in (_limit(c, reference) for c in candidates):
         cost = _candidate_cost(x, reference, candidate, mv, block, bits_per_sse, base)
         better = cost < best_cost
         best_cost = torch.where(better, cost, best_cost)
