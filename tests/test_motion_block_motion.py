@@ -57,6 +57,26 @@ def test_a_translated_picture_is_found_to_the_pixel_and_predicted_closely(dx, dy
     assert _psnr(prediction, current) > _psnr(reference, current) + 10
 
 
-def test_the_search_refuses_frames_that_do_not_tile_into_blocks():
-    with pytest.raises(ValueError, match="multiples of block=16"):
+def test_the_search_refuses_frames_that_are_not_padded_to_16():
+    with pytest.raises(ValueError, match="sides multiples of 16"):
         block_motion.search(torch.rand(1, 3, 40, 48), torch.rand(1, 3, 40, 48))
+
+
+@pytest.mark.parametrize("block", [32, 64])
+def test_blocks_larger_than_the_picture_side_cover_it_and_predict_it_exactly_when_still(block):
+    frame = _photo(48, 80)
+    mv = block_motion.search(frame, frame.clone(), block=block)
+    assert mv.shape[-2:] == block_motion.blocks_of((48, 80), block) and not mv.any()
+    assert torch.equal(block_motion.predict(frame, mv, block), frame)
+
+
+def test_pooling_a_field_averages_the_vectors_each_large_block_covers():
+    mv = torch.tensor([[1, 3, 8], [1, 3, 8], [5, 5, 0]]).view(1, 1, 3, 3).expand(1, 2, 3, 3)
+    assert block_motion.pooled(mv, 2)[0, 0].tolist() == [[2, 8], [5, 0]]
+
+
+def test_the_search_predicts_as_the_decoder_does():
+    reference = torch.rand(2, 1, 32, 48)
+    mv = torch.randint(-9, 10, (2, 2, 2, 3), generator=torch.Generator().manual_seed(2))
+    stack = block_motion.PhaseStack(reference, margin=5)
+    assert torch.allclose(stack.predict(mv, 16), block_motion.predict(reference, mv, 16), atol=1e-6)

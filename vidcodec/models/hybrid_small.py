@@ -37,7 +37,11 @@ from vidcodec.models.image_codecs import MeanScaleView
 from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput, check_part_count
 from vidcodec.motion import block_motion, global_motion
 
-BLOCK = 16  # pixels per side of a motion block
+BLOCK = 16  # pixels per side of the smallest motion block
+# Block sizes the encoder chooses from per frame (2-bit code in the flags byte): larger blocks send
+# a sixteenth of the vectors where the motion is smooth or the rate is low.
+BLOCK_SIZES = (16, 32, 64)
+BLOCK_SIZE_SHIFT = 2  # flags bits 2-3: index into BLOCK_SIZES
 RESIDUAL_OFFSET = 0.5  # a zero residual is mid-grey to the residual codec
 # Bits of the motion part's first byte. After it: the global motion's parameters when flagged, then
 # the block field (as deviations from the global motion's field when flagged; motion_coder.py).
@@ -88,19 +92,29 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
         return block_motion.search(x, reference, BLOCK, self.coarse_range, self.lmbda)
 
     def _coded_motion(self, x: torch.Tensor, reference: torch.Tensor) -> tuple[int, bytes, torch.Tensor]:
-        """(flags, bytes, prediction) of the cheaper of the block field alone and the block field
-        against a global affine model fitted to it, by rate-distortion cost of the prediction."""
-        mv = self._motion(x, reference)
-        options = [(0, motion_coder.encode(mv), mv)]
-        parameters = global_motion.fit(mv, BLOCK)
-        if any(parameters):
-            base = global_motion.field(parameters, tuple(mv.shape[-2:]), BLOCK)
-            mv_global = block_motion.polish(x, reference, mv, base, BLOCK, self.lmbda)
-            options.append((FLAG_GLOBAL_MOTION, global_motion.to_bytes(parameters) + motion_coder.encode(mv_global - base),
-                            mv_global))
+        """(flags, bytes, prediction) of the cheapest motion by rate-distortion cost of the prediction:
+        a block size of BLOCK_SIZES (the larger ones from the 16x16 search's field, pooled and
+        refined), each alone and against a global affine model fitted to it."""
+        field16 = self._motion(x, reference)
+        options = []
+        for size_code, block in enumerate(BLOCK_SIZES):
+            size_flags = size_code << BLOCK_SIZE_SHIFT
+            if block == BLOCK:
+                mv = field16
+            else:
+                zero = torch.zeros_like(block_motion.pooled(field16, block // BLOCK))
+                mv = block_motion.polish(x, reference, block_motion.pooled(field16, block // BLOCK), zero, block,
+                                         self.lmbda, steps=(4, 2, 1))
+            options.append((size_flags, block, motion_coder.encode(mv), mv))
+            parameters = global_motion.fit(mv, block)
+            if any(parameters):
+                base = global_motion.field(parameters, tuple(mv.shape[-2:]), block)
+                mv_global = block_motion.polish(x, reference, mv, base, block, self.lmbda)
+                options.append((size_flags | FLAG_GLOBAL_MOTION, block,
+                                global_motion.to_bytes(parameters) + motion_coder.encode(mv_global - base), mv_global))
         best = None
-        for flags, data, field in options:
-            prediction = block_motion.predict(reference, field, BLOCK)
+        for flags, block, data, field in options:
+            prediction = block_motion.predict(reference, field, block)
             cost = self.lmbda * 255**2 * F.mse_loss(prediction, x).item() + 8.0 * len(data) / x[0, 0].numel()
             if best is None or cost < best[0]:
                 best = (cost, flags, data, prediction)
@@ -109,16 +123,20 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
     def _decoded_motion(self, flags: int, data: bytes, reference: torch.Tensor,
                         frame_shape: tuple[int, int]) -> torch.Tensor:
         """The prediction from the motion part (after its flags byte)."""
-        blocks = (frame_shape[0] // BLOCK, frame_shape[1] // BLOCK)
+        size_code = (flags >> BLOCK_SIZE_SHIFT) & 3
+        if size_code >= len(BLOCK_SIZES):
+            raise BitstreamError(f"P-frame motion part: block size code {size_code} (expected 0..{len(BLOCK_SIZES) - 1})")
+        block = BLOCK_SIZES[size_code]
+        blocks = block_motion.blocks_of(frame_shape, block)
         if flags & FLAG_GLOBAL_MOTION:
             if len(data) < global_motion.PARAMETER_BYTES:
                 raise BitstreamError(f"P-frame motion part: {len(data)} bytes, shorter than the global motion's "
                                      f"{global_motion.PARAMETER_BYTES}")
-            base = global_motion.field(global_motion.from_bytes(data), blocks, BLOCK)
+            base = global_motion.field(global_motion.from_bytes(data), blocks, block)
             mv = base + motion_coder.decode(data[global_motion.PARAMETER_BYTES:], blocks)
         else:
             mv = motion_coder.decode(data, blocks)
-        return block_motion.predict(reference, mv, BLOCK)
+        return block_motion.predict(reference, mv, block)
 
     def start_state(self, x_hat: torch.Tensor) -> torch.Tensor:
         return x_hat  # the decoded picture is the whole state
@@ -192,7 +210,7 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
     def decode_inter(self, parts: list[bytes], state: torch.Tensor, frame_shape: tuple[int, int],
                      expected_hash: bytes, shift_indexes: tuple[int, ...] = ()) -> tuple[torch.Tensor, object]:
         check_part_count(parts, self.inter_part_names, "P")
-        known = FLAG_RESIDUAL_CODED | FLAG_GLOBAL_MOTION
+        known = FLAG_RESIDUAL_CODED | FLAG_GLOBAL_MOTION | 3 << BLOCK_SIZE_SHIFT
         if not parts[0] or parts[0][0] & ~known:
             raise BitstreamError(f"P-frame motion part: flags byte {parts[0][:1].hex() or 'missing'} "
                                  f"(known bits {known:02x})")

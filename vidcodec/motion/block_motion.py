@@ -57,15 +57,20 @@ class Padded:
 
 
 def _predict_padded(reference: Padded, mv: torch.Tensor, block: int) -> torch.Tensor:
-    displacement = mv.repeat_interleave(block, dim=2).repeat_interleave(block, dim=3)
-    # floor division and remainder of quarter pels (>> and & floor towards minus infinity)
-    whole_x, whole_y = displacement[:, 0] >> 2, displacement[:, 1] >> 2
+    # floor division and remainder of quarter pels (>> and & floor towards minus infinity), per block
+    whole_x, whole_y = mv[:, 0] >> 2, mv[:, 1] >> 2
     if int(max(whole_x.abs().max(), whole_y.abs().max())) + 1 > reference.margin:
         raise ValueError(f"motion beyond the reference's {reference.margin}-pixel margin")
     dtype = reference.flat.dtype
-    weight_x = ((displacement[:, 0] & 3).to(dtype) / QUARTER).unsqueeze(1)
-    weight_y = ((displacement[:, 1] & 3).to(dtype) / QUARTER).unsqueeze(1)
-    index = (reference.origin + whole_y * reference.padded_width + whole_x).view(reference.n, 1, -1)
+
+    def per_pixel(per_block: torch.Tensor) -> torch.Tensor:
+        # blocks past the bottom and right edges (sides that are not multiples of block) are cut
+        expanded = per_block.repeat_interleave(block, dim=-2).repeat_interleave(block, dim=-1)
+        return expanded[..., :reference.height, :reference.width]
+
+    weight_x = per_pixel(((mv[:, 0] & 3).to(dtype) / QUARTER).unsqueeze(1))
+    weight_y = per_pixel(((mv[:, 1] & 3).to(dtype) / QUARTER).unsqueeze(1))
+    index = (reference.origin + per_pixel(whole_y * reference.padded_width + whole_x)).view(reference.n, 1, -1)
     index = index.expand(reference.n, reference.channels, -1)
     shape = (reference.n, reference.channels, reference.height, reference.width)
 
@@ -75,6 +80,39 @@ def _predict_padded(reference: Padded, mv: torch.Tensor, block: int) -> torch.Te
     top = sample(0) * (1 - weight_x) + sample(1) * weight_x
     bottom = sample(reference.padded_width) * (1 - weight_x) + sample(reference.padded_width + 1) * weight_x
     return top * (1 - weight_y) + bottom * weight_y
+
+
+class PhaseStack:
+    """A one-channel reference interpolated at all 16 quarter-pel phases (the search's): a candidate
+    field's prediction is then one gather, not four and a blend. The values equal predict()'s."""
+
+    def __init__(self, reference: torch.Tensor, margin: int) -> None:
+        self.n, _, self.height, self.width = reference.shape
+        self.margin = margin
+        padded = F.pad(reference, (margin, margin + 1, margin, margin + 1), mode="replicate")[:, 0]
+        self.padded_width = self.width + 2 * margin
+        rows, cols = self.height + 2 * margin, self.width + 2 * margin
+        a, b = padded[:, :rows, :cols], padded[:, :rows, 1:cols + 1]
+        c, d = padded[:, 1:rows + 1, :cols], padded[:, 1:rows + 1, 1:cols + 1]
+        phases = []
+        for fy in range(QUARTER):
+            for fx in range(QUARTER):
+                wx, wy = fx / QUARTER, fy / QUARTER
+                top, bottom = a * (1 - wx) + b * wx, c * (1 - wx) + d * wx
+                phases.append(top * (1 - wy) + bottom * wy)
+        self.phase_size = rows * cols
+        self.flat = torch.stack(phases, dim=1).reshape(self.n, -1)
+        r = torch.arange(self.height).view(self.height, 1) + margin
+        k = torch.arange(self.width).view(1, self.width) + margin
+        self.origin = (r * self.padded_width + k).view(1, self.height, self.width)
+
+    def predict(self, mv: torch.Tensor, block: int) -> torch.Tensor:
+        """(N,1,H,W) prediction of a field whose vectors stay within the margin."""
+        per_block = ((mv[:, 1] & 3) * QUARTER + (mv[:, 0] & 3)) * self.phase_size \
+            + (mv[:, 1] >> 2) * self.padded_width + (mv[:, 0] >> 2)
+        offset = per_block.repeat_interleave(block, dim=-2).repeat_interleave(block, dim=-1)
+        index = (self.origin + offset[..., :self.height, :self.width]).view(self.n, -1)
+        return self.flat.gather(1, index).view(self.n, 1, self.height, self.width)
 
 
 def _block_sse(x: torch.Tensor, candidate: torch.Tensor, block: int) -> torch.Tensor:
@@ -117,18 +155,19 @@ def search(x: torch.Tensor, reference: torch.Tensor, block: int = 16, coarse_ran
            lmbda: float = 0.0067) -> torch.Tensor:
     """Motion vectors (N,2,H/block,W/block) int64 quarter pels that predict x from reference.
 
-    x, reference: (N,3,H,W) float in [0,1], H and W multiples of block (and of 4 x block // 4).
+    x, reference: (N,3,H,W) float in [0,1], H and W multiples of 16 (the field covers the picture with
+    ceil(H / block) x ceil(W / block) blocks; the search sees both padded to whole blocks).
     coarse_range: integer search range at 1/4 resolution (so +-4 x coarse_range pixels in all).
     lmbda: the rate-distortion trade-off (CompressAI's MSE scale, the codec's training lambda).
     """
-    if x.shape != reference.shape or x.shape[-1] % block or x.shape[-2] % block or block % 4:
+    if x.shape != reference.shape or x.shape[-1] % 16 or x.shape[-2] % 16 or block % 16:
         raise ValueError(f"x {tuple(x.shape)} and reference {tuple(reference.shape)}: equal shapes, sides multiples "
-                         f"of block={block}, block a multiple of 4")
-    x_gray, ref_gray = x.mean(dim=1, keepdim=True), reference.mean(dim=1, keepdim=True)
-    base = torch.zeros(x.shape[0], 2, x.shape[-2] // block, x.shape[-1] // block, dtype=torch.int64)
+                         f"of 16; block={block} a multiple of 16")
+    x_gray, ref_gray = _whole_blocks(x, block), _whole_blocks(reference, block)
+    base = torch.zeros(x.shape[0], 2, x_gray.shape[-2] // block, x_gray.shape[-1] // block, dtype=torch.int64)
     bits_per_sse = lmbda * 255**2
     mv = _coarse_search(x_gray, ref_gray, block, coarse_range, bits_per_sse)
-    ref_gray = Padded(ref_gray, SEARCH_MARGIN_PIXELS + 4 * coarse_range)
+    ref_gray = PhaseStack(ref_gray, SEARCH_MARGIN_PIXELS + 4 * coarse_range)
     # full resolution, per block: the neighbours' vectors (the coarse search has no smoothness term: a
     # block of flat or repeating content takes any far match, which then costs its vector's bits
     # twice), integer +-2 around the vector, then half and quarter pels
@@ -140,16 +179,38 @@ def search(x: torch.Tensor, reference: torch.Tensor, block: int = 16, coarse_ran
 
 @torch.no_grad()
 def polish(x: torch.Tensor, reference: torch.Tensor, mv: torch.Tensor, base: torch.Tensor, block: int = 16,
-           lmbda: float = 0.0067) -> torch.Tensor:
-    """``mv`` (a search's field) re-chosen for coding as deviations from ``base`` (global_motion.field):
-    each block may take base's vector, a neighbour's deviation, or a quarter pel around its own."""
-    x_gray = x.mean(dim=1, keepdim=True)
+           lmbda: float = 0.0067, steps: tuple[int, ...] = (QUARTER // 4,)) -> torch.Tensor:
+    """``mv`` (a search's field, or one pooled from smaller blocks) re-chosen for coding as deviations
+    from ``base`` (global_motion.field, or zero): each block may take base's vector, a neighbour's
+    deviation, or one of the 3 x 3 vectors around its own at each of ``steps`` (quarter pels)."""
+    x_gray = _whole_blocks(x, block)
     margin = int(max(mv.abs().max(), base.abs().max())) // QUARTER + SEARCH_MARGIN_PIXELS
-    ref_gray = Padded(reference.mean(dim=1, keepdim=True), margin)
+    ref_gray = PhaseStack(_whole_blocks(reference, block), margin)
     bits_per_sse = lmbda * 255**2
     mv = _adopt_neighbours(x_gray, ref_gray, mv, block, bits_per_sse, base)
-    mv = _refine(x_gray, ref_gray, mv, block, QUARTER // 4, 1, bits_per_sse, base)
+    for step in steps:
+        mv = _refine(x_gray, ref_gray, mv, block, step, 1, bits_per_sse, base)
     return _adopt_neighbours(x_gray, ref_gray, mv, block, bits_per_sse, base)
+
+
+def pooled(mv: torch.Tensor, factor: int) -> torch.Tensor:
+    """A field of blocks ``factor`` times larger: the rounded mean of the vectors each one covers."""
+    rows, cols = -(-mv.shape[-2] // factor), -(-mv.shape[-1] // factor)
+    padded = F.pad(mv.to(torch.float32), (0, cols * factor - mv.shape[-1], 0, rows * factor - mv.shape[-2]),
+                   mode="replicate")
+    return F.avg_pool2d(padded, factor).round().to(torch.int64)
+
+
+def _whole_blocks(picture: torch.Tensor, block: int) -> torch.Tensor:
+    """The mean of the colour channels, (N,1,H',W'), edges replicated out to whole blocks."""
+    gray = picture.mean(dim=1, keepdim=True)
+    bottom, right = -gray.shape[-2] % block, -gray.shape[-1] % block
+    return F.pad(gray, (0, right, 0, bottom), mode="replicate") if bottom or right else gray
+
+
+def blocks_of(frame_shape: tuple[int, int], block: int) -> tuple[int, int]:
+    """(rows, columns) of blocks that cover a frame."""
+    return -(-frame_shape[0] // block), -(-frame_shape[1] // block)
 
 
 def _coarse_search(x_gray: torch.Tensor, ref_gray: torch.Tensor, block: int, coarse_range: int,
@@ -177,16 +238,16 @@ def _coarse_search(x_gray: torch.Tensor, ref_gray: torch.Tensor, block: int, coa
     return best_mv
 
 
-def _limit(candidate: torch.Tensor, reference: Padded) -> torch.Tensor:
+def _limit(candidate: torch.Tensor, reference: PhaseStack) -> torch.Tensor:
     """A candidate field with its vectors kept inside the reference's padding."""
     reach = (reference.margin - 1) * QUARTER
     return candidate.clamp(-reach, reach)
 
 
-def _candidate_cost(x: torch.Tensor, reference: Padded, candidate: torch.Tensor, field: torch.Tensor,
+def _candidate_cost(x: torch.Tensor, reference: PhaseStack, candidate: torch.Tensor, field: torch.Tensor,
                     block: int, bits_per_sse: float, base: torch.Tensor) -> torch.Tensor:
     """Rate-distortion cost in bits of each block's vector in ``candidate``."""
-    return (bits_per_sse * _block_sse(x, _predict_padded(reference, candidate, block), block)
+    return (bits_per_sse * _block_sse(x, reference.predict(candidate, block), block)
             + _smoothness_bits(candidate, field, base))
 
 
@@ -195,7 +256,7 @@ def _neighbour(mv: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return _shifted(mv.to(torch.float32), dx, dy).to(mv.dtype)
 
 
-def _adopt_neighbours(x: torch.Tensor, reference: Padded, mv: torch.Tensor, block: int,
+def _adopt_neighbours(x: torch.Tensor, reference: PhaseStack, mv: torch.Tensor, block: int,
                       bits_per_sse: float, base: torch.Tensor, passes: int = 2) -> torch.Tensor:
     """Per block, the cheapest of its own vector, its four neighbours' (with their deviation from
     ``base`` carried over) and base's (a few passes, so that a good vector spreads over a region)."""
@@ -213,7 +274,7 @@ def _adopt_neighbours(x: torch.Tensor, reference: Padded, mv: torch.Tensor, bloc
     return mv
 
 
-def _refine(x: torch.Tensor, reference: Padded, mv: torch.Tensor, block: int, step: int, radius: int,
+def _refine(x: torch.Tensor, reference: PhaseStack, mv: torch.Tensor, block: int, step: int, radius: int,
             bits_per_sse: float, base: torch.Tensor) -> torch.Tensor:
     """Best per block of the (2 radius + 1)^2 vectors mv + step * (i, j) and the zero vector, each
     costed next to the neighbours of ``mv``."""
