@@ -35,7 +35,7 @@ from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, entropy_hash
 from vidcodec.io.color import PictureBox
 from vidcodec.models.image_codecs import MeanScaleView
 from vidcodec.models.interface import CodedFrame, FrameCodec, TrainingOutput, check_part_count
-from vidcodec.motion import block_motion, global_motion
+from vidcodec.motion import block_motion, global_motion, weighted_prediction
 
 BLOCK = 16  # pixels per side of the smallest motion block
 # Block sizes the encoder chooses from per frame (2-bit code in the flags byte): larger blocks send
@@ -43,10 +43,12 @@ BLOCK = 16  # pixels per side of the smallest motion block
 BLOCK_SIZES = (16, 32, 64)
 BLOCK_SIZE_SHIFT = 2  # flags bits 2-3: index into BLOCK_SIZES
 RESIDUAL_OFFSET = 0.5  # a zero residual is mid-grey to the residual codec
-# Bits of the motion part's first byte. After it: the global motion's parameters when flagged, then
-# the block field (as deviations from the global motion's field when flagged; motion_coder.py).
+# Bits of the motion part's first byte. After it: the weighted prediction's two bytes when flagged,
+# the global motion's parameters when flagged, then the block field (as deviations from the global
+# motion's field when flagged; motion_coder.py).
 FLAG_RESIDUAL_CODED = 1
 FLAG_GLOBAL_MOTION = 2
+FLAG_WEIGHTED_PREDICTION = 16
 
 
 class HybridSmallCodec(CompressionModel, FrameCodec):
@@ -105,20 +107,35 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
                 zero = torch.zeros_like(block_motion.pooled(field16, block // BLOCK))
                 mv = block_motion.polish(x, reference, block_motion.pooled(field16, block // BLOCK), zero, block,
                                          self.lmbda, steps=(4, 2, 1))
-            options.append((size_flags, block, motion_coder.encode(mv), mv))
-            parameters = global_motion.fit(mv, block)
+            options.append((size_flags, block, motion_coder.encode(mv), (mv, None)))
+            frame_shape = tuple(x.shape[-2:])
+            parameters = global_motion.fit(mv, block, frame_shape)
             if any(parameters):
-                base = global_motion.field(parameters, tuple(mv.shape[-2:]), block)
-                mv_global = block_motion.polish(x, reference, mv, base, block, self.lmbda)
+                base = global_motion.field(parameters, frame_shape, block)
+                fine = global_motion.field(parameters, frame_shape, 1)
+                mv_global = block_motion.polish(x, reference, mv, base, block, self.lmbda, fine=fine)
+                # the decoder predicts with the deviations from base plus the model per pixel
                 options.append((size_flags | FLAG_GLOBAL_MOTION, block,
-                                global_motion.to_bytes(parameters) + motion_coder.encode(mv_global - base), mv_global))
+                                global_motion.to_bytes(parameters) + motion_coder.encode(mv_global - base),
+                                (mv_global - base, fine)))
         best = None
-        for flags, block, data, field in options:
-            prediction = block_motion.predict(reference, field, block)
-            cost = self.lmbda * 255**2 * F.mse_loss(prediction, x).item() + 8.0 * len(data) / x[0, 0].numel()
+        for flags, block, data, (field, fine) in options:
+            prediction = block_motion.predict(reference, field, block, fine)
+            cost = self._prediction_cost(x, prediction, data)
             if best is None or cost < best[0]:
                 best = (cost, flags, data, prediction)
-        return best[1:]
+        cost, flags, data, prediction = best
+        codes = weighted_prediction.fit(x, prediction)
+        if any(codes):
+            weighted = weighted_prediction.apply(prediction, codes)
+            weighted_data = weighted_prediction.to_bytes(codes) + data
+            if self._prediction_cost(x, weighted, weighted_data) < cost:
+                return flags | FLAG_WEIGHTED_PREDICTION, weighted_data, weighted
+        return flags, data, prediction
+
+    def _prediction_cost(self, x: torch.Tensor, prediction: torch.Tensor, data: bytes) -> float:
+        """The training loss of the frame were it the prediction: lmbda x 255^2 x MSE + bpp."""
+        return self.lmbda * 255**2 * F.mse_loss(prediction, x).item() + 8.0 * len(data) / x[0, 0].numel()
 
     def _decoded_motion(self, flags: int, data: bytes, reference: torch.Tensor,
                         frame_shape: tuple[int, int]) -> torch.Tensor:
@@ -128,15 +145,24 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
             raise BitstreamError(f"P-frame motion part: block size code {size_code} (expected 0..{len(BLOCK_SIZES) - 1})")
         block = BLOCK_SIZES[size_code]
         blocks = block_motion.blocks_of(frame_shape, block)
+        codes = None
+        if flags & FLAG_WEIGHTED_PREDICTION:
+            if len(data) < weighted_prediction.PARAMETER_BYTES:
+                raise BitstreamError(f"P-frame motion part: {len(data)} bytes, shorter than the weighted "
+                                     f"prediction's {weighted_prediction.PARAMETER_BYTES}")
+            codes = weighted_prediction.from_bytes(data)
+            data = data[weighted_prediction.PARAMETER_BYTES:]
         if flags & FLAG_GLOBAL_MOTION:
             if len(data) < global_motion.PARAMETER_BYTES:
                 raise BitstreamError(f"P-frame motion part: {len(data)} bytes, shorter than the global motion's "
                                      f"{global_motion.PARAMETER_BYTES}")
-            base = global_motion.field(global_motion.from_bytes(data), blocks, block)
-            mv = base + motion_coder.decode(data[global_motion.PARAMETER_BYTES:], blocks)
+            parameters = global_motion.from_bytes(data)
+            fine = global_motion.field(parameters, frame_shape, 1)
+            mv = motion_coder.decode(data[global_motion.PARAMETER_BYTES:], blocks)
         else:
-            mv = motion_coder.decode(data, blocks)
-        return block_motion.predict(reference, mv, block)
+            fine, mv = None, motion_coder.decode(data, blocks)
+        prediction = block_motion.predict(reference, mv, block, fine)
+        return weighted_prediction.apply(prediction, codes) if codes else prediction
 
     def start_state(self, x_hat: torch.Tensor) -> torch.Tensor:
         return x_hat  # the decoded picture is the whole state
@@ -210,7 +236,7 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
     def decode_inter(self, parts: list[bytes], state: torch.Tensor, frame_shape: tuple[int, int],
                      expected_hash: bytes, shift_indexes: tuple[int, ...] = ()) -> tuple[torch.Tensor, object]:
         check_part_count(parts, self.inter_part_names, "P")
-        known = FLAG_RESIDUAL_CODED | FLAG_GLOBAL_MOTION | 3 << BLOCK_SIZE_SHIFT
+        known = FLAG_RESIDUAL_CODED | FLAG_GLOBAL_MOTION | 3 << BLOCK_SIZE_SHIFT | FLAG_WEIGHTED_PREDICTION
         if not parts[0] or parts[0][0] & ~known:
             raise BitstreamError(f"P-frame motion part: flags byte {parts[0][:1].hex() or 'missing'} "
                                  f"(known bits {known:02x})")
