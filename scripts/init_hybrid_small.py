@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vidcodec.models.registry import build_model, load_model, save_checkpoint, shipped_checkpoint_path
+from vidcodec.models.hybrid_small import HybridSmallCodec
+from vidcodec.models.registry import load_model, save_checkpoint, shipped_checkpoint_path
 
 
 def main() -> None:
@@ -26,10 +27,7 @@ def main() -> None:
     lmbda = image.provenance.get("train_config", {}).get("lmbda")
     if lmbda is None:
         raise SystemExit(f"error: {path} records no training lambda (provenance.train_config.lmbda)")
-    codec = build_model("hybrid-small", N=image.codec.N, M=image.codec.M, lmbda=lmbda)
-    weights = image.codec.state_dict()
-    codec.intra.load_state_dict(weights)
-    codec.residual.load_state_dict(weights)
+    codec = HybridSmallCodec.from_image_codec(image.codec, lmbda)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(args.out, codec, "hybrid-small", {
         "init": {"from": str(path), "model": "mbt2018-mean-small", "modules": ["intra", "residual"],

@@ -90,3 +90,16 @@ def test_a_sequence_round_trips_with_oct_and_the_latent_shift_on_the_residual_la
                for r in result.records[1:])
     decode_sequence(tmp_path / "out", tmp_path / "dec.yuv", checkpoint=checkpoint, progress=False)
     assert (tmp_path / "dec.yuv").read_bytes() == (tmp_path / "rec.yuv").read_bytes()
+
+
+def test_the_shipped_rate_points_are_derived_from_the_shipped_image_codec():
+    from vidcodec.models.registry import load_model, shipped_checkpoint_path, shipped_weights_file
+
+    assert not shipped_checkpoint_path("hybrid-small", 1).exists()  # no file of its own
+    assert shipped_weights_file("hybrid-small", 1) == shipped_checkpoint_path("mbt2018-mean-small", 1)
+    derived, image = load_model("hybrid-small", quality=1), load_model("mbt2018-mean-small", quality=1)
+    assert derived.codec.lmbda == image.provenance["train_config"]["lmbda"] == 0.0018
+    for module in (derived.codec.intra, derived.codec.residual):
+        assert all(torch.equal(value, image.codec.state_dict()[name]) for name, value in module.state_dict().items())
+    assert load_model("hybrid-small", quality=1).checkpoint_hash == derived.checkpoint_hash
+    assert derived.provenance["derived_from"]["model"] == "mbt2018-mean-small"

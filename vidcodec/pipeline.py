@@ -35,7 +35,7 @@ from vidcodec.errors import CheckpointError, ConfigError, OutputError, VidcodecE
 from vidcodec.io.color import rgb_to_yuv420, yuv420_to_rgb
 from vidcodec.io.output_paths import check_output_dir, check_output_file, is_within, staged_file, staged_output
 from vidcodec.io.yuv import SequenceGeometry, YuvReader, YuvWriter, check_frame_count
-from vidcodec.models.registry import MODELS, LoadedModel, load_model, shipped_checkpoint_path
+from vidcodec.models.registry import MODELS, LoadedModel, load_model, shipped_weights_file
 from vidcodec.rd_log import measured_frame_record, summarize, write_rd_files
 from vidcodec.tools import QUANT_SCOPES, QUANTIZER_LATTICES, CodingTools, ShiftSettings
 
@@ -345,7 +345,7 @@ def load_model_for_stream(ref: ModelRef, checkpoint: Path | None) -> LoadedModel
         model = load_model(ref.model_id, quality=ref.quality)
     elif checkpoint is not None:
         model = load_model(ref.model_id, checkpoint=checkpoint)
-    elif ref.quality and shipped_checkpoint_path(ref.model_id, ref.quality).is_file():
+    elif ref.quality and shipped_weights_file(ref.model_id, ref.quality) is not None:
         model = load_model(ref.model_id, quality=ref.quality)
     elif ref.quality and ref.model_id in MODELS and MODELS[ref.model_id].zoo_name:
         # A named rate point without shipped weights: the CompressAI zoo's (the hash check below

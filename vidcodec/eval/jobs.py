@@ -119,7 +119,7 @@ class Job:
 def weights_file(setting: EvalSetting, quality: int, model: str | None, weights_dir: str | None) -> Path | None:
     """The checkpoint file a learned configuration codes rate point ``quality`` with (None: an
     anchor, or weights that are not a file of the project, e.g. the CompressAI zoo)."""
-    from vidcodec.models.registry import shipped_checkpoint_path
+    from vidcodec.models.registry import shipped_weights_file
 
     if setting.anchor:
         return None
@@ -129,8 +129,8 @@ def weights_file(setting: EvalSetting, quality: int, model: str | None, weights_
     model_id = model or codec.get("model") or load_config().model
     if weights_dir:
         return Path(weights_dir) / f"{model_id}-q{quality}.pt"
-    path = shipped_checkpoint_path(model_id, quality)
-    return path if path.is_file() and not codec.get("pretrained") else None
+    path = shipped_weights_file(model_id, quality)
+    return path if path is not None and not codec.get("pretrained") else None
 
 
 def intra_weights_file(intra_weights_dir: str, intra_model: str, quality: int) -> Path:

@@ -175,7 +175,7 @@ def plan_jobs(request: EvalRequest, inputs: dict) -> list[Job]:
         return hashes[path]
 
     def intra_sha256(setting, quality: int) -> str | None:
-        from vidcodec.models.registry import MODELS, load_model, shipped_checkpoint_path
+        from vidcodec.models.registry import MODELS, load_model, shipped_weights_file
 
         if setting.anchor or not request.intra_model:
             return None
@@ -183,8 +183,8 @@ def plan_jobs(request: EvalRequest, inputs: dict) -> list[Job]:
         if spec is not None and spec.weightless:  # x265-intra, ...: its settings (QP) stand for weights
             return load_model(request.intra_model, quality=quality).checkpoint_hash.hex()
         path = (intra_weights_file(intra_weights_dir, request.intra_model, quality) if intra_weights_dir
-                else shipped_checkpoint_path(request.intra_model, quality))
-        return file_hash(path) if path.is_file() else None
+                else shipped_weights_file(request.intra_model, quality))
+        return file_hash(path) if path is not None and path.is_file() else None
 
     jobs = []
     for name, (path, geometry, frames) in inputs.items():

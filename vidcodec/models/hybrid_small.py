@@ -74,6 +74,18 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
     def config(self) -> dict:
         return {"N": self.N, "M": self.M, "lmbda": self.lmbda, "coarse_range": self.coarse_range}
 
+    @classmethod
+    def from_image_codec(cls, image_codec: MeanScaleHyperprior, lmbda: float) -> "HybridSmallCodec":
+        """Both hyperpriors from a trained mean-scale image codec (mbt2018-mean-small) and the encoder's
+        lambda from its training: the starting point of training, and the weights shipped until a
+        trained residual beats them (registry: derived_from)."""
+        codec = cls(N=image_codec.N, M=image_codec.M, lmbda=lmbda)
+        weights = image_codec.state_dict()
+        codec.intra.load_state_dict(weights)
+        codec.residual.load_state_dict(weights)
+        codec.update(force=False)
+        return codec.eval()
+
     @staticmethod
     def parameter_role(name: str) -> str:
         return "intra" if name.startswith("intra.") else "inter"

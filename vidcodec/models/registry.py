@@ -6,7 +6,10 @@ Weights come from, in this order of precedence:
      dict (e.g. a downloaded zoo file, for model "ssf").
   2. ``pretrained``: the CompressAI zoo (ssf: quality 1..9; image codecs: the zoo's qualities), downloaded by torch.hub into
      ``$TORCH_HOME/hub/checkpoints`` and read from there on later runs.
-  3. ``quality``: a checkpoint shipped with vidcodec (vidcodec/weights/<model>-q<Q>.pt).
+  3. ``quality``: a checkpoint shipped with vidcodec (vidcodec/weights/<model>-q<Q>.pt), or, for a
+     model whose entry names ``derived_from``, weights made at load time from that model's shipped
+     checkpoint of the same rate point (hybrid-small from mbt2018-mean-small: no file of its own, so
+     no weights that add nothing to every clone's history).
 Traditional intra codecs (models/traditional_intra.py) have no weights: ``quality`` picks their
 settings, and a digest of the settings stands in for the checkpoint hash.
 
@@ -59,6 +62,9 @@ class ModelSpec:
     # The I-frames' model when the shipped weights code a sequence and none is named (DCVC's design:
     # a separate image codec for I-frames); its shipped rate point of the same quality.
     shipped_intra_model: str | None = None
+    # Shipped weights without a file of their own: builder.from_image_codec(the shipped weights of this
+    # model at the same rate point, their training lambda), when vidcodec/weights/<id>-q<Q>.pt is absent.
+    derived_from: str | None = None
 
 
 # Adding a model family: its FrameCodec module, an entry here, and its YAML (configs/).
@@ -100,6 +106,7 @@ MODELS: dict[str, ModelSpec] = {
         description="block motion search + motion-compensated prediction in the pixel domain + learned "
                     "residual (mean-scale hyperprior); a P-frame can copy its reference",
         shipped_intra_model="mbt2018-mean-small",
+        derived_from="mbt2018-mean-small",
     ),
     "bmshj2018-factorized": ModelSpec(
         builder=Bmshj2018FactorizedCodec,
@@ -191,6 +198,31 @@ def state_dict_hash(model: torch.nn.Module) -> bytes:
 
 def shipped_checkpoint_path(model_id: str, quality: int) -> Path:
     return WEIGHTS_DIR / f"{model_id}-q{quality}.pt"
+
+
+def shipped_weights_file(model_id: str, quality: int) -> Path | None:
+    """The file the shipped weights of (model_id, quality) come from: the model's own checkpoint, or
+    the one its weights are derived from (ModelSpec.derived_from); None when there are none."""
+    own = shipped_checkpoint_path(model_id, quality)
+    if own.is_file():
+        return own
+    spec = MODELS.get(model_id)
+    if spec is not None and spec.derived_from:
+        donor = shipped_checkpoint_path(spec.derived_from, quality)
+        return donor if donor.is_file() else None
+    return None
+
+
+def _load_derived(model_id: str, quality: int) -> LoadedModel:
+    donor = load_model(MODELS[model_id].derived_from, quality=quality)
+    lmbda = donor.provenance.get("train_config", {}).get("lmbda")
+    if not isinstance(lmbda, (int, float)):
+        raise CheckpointError(f"{donor.source} records no training lambda; {model_id} cannot be derived from it")
+    codec = MODELS[model_id].builder.from_image_codec(donor.codec, float(lmbda))
+    provenance = {"derived_from": {"model": donor.model_id, "source": donor.source,
+                                   "checkpoint_hash": donor.checkpoint_hash.hex(), "provenance": donor.provenance},
+                  "train_config": {"lmbda": lmbda}}
+    return LoadedModel(codec, model_id, quality, state_dict_hash(codec), f"derived from {donor.source}", provenance)
 
 
 def save_checkpoint(
@@ -322,6 +354,8 @@ def load_model(
         if quality is None:
             raise CheckpointError("no weights given: pass --quality Q, --checkpoint PATH or --pretrained")
         path = shipped_checkpoint_path(model_id, quality)
+        if not path.is_file() and spec.derived_from and shipped_weights_file(model_id, quality):
+            return _load_derived(model_id, quality)
         if not path.is_file():
             available = sorted(p.name for p in WEIGHTS_DIR.glob(f"{model_id}-q*.pt"))
             raise CheckpointError(
