@@ -9,7 +9,7 @@ def test_default_config_file_matches_the_dataclass_defaults():
 
 
 def test_shipped_weights_code_their_i_frames_with_the_registrys_image_codec():
-    assert load_config().intra_model == "mbt2018-mean-small"  # dcvc-small-detail's shipped q3
+    assert load_config().intra_model == "mbt2018-mean-small"  # hybrid-small's shipped q3
     assert load_config(overrides={"model": "ssf-small", "quality": 1}).intra_model == "mbt2018-mean-small"
     # Weights of one's own code their own I-frames.
     assert load_config(overrides={"checkpoint": "mine.pt"}).intra_model is None

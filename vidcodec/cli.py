@@ -51,10 +51,10 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bit-depth", type=int, choices=(8, 10), help="sample bit depth of a raw file")
     parser.add_argument("--frames", type=int, help="number of frames to code (default: all)")
     parser.add_argument("--config", type=Path, help="YAML config (default: configs/default.yaml)")
-    parser.add_argument("--model", help="model id (dcvc-small-detail, dcvc-small, ssf-small, ssf; image codecs "
-                                          "such as mbt2018-mean for --intra-model; vidcodec/models/registry.py). "
-                                          "Default: the model a --checkpoint was written for, else "
-                                          "configs/default.yaml's (dcvc-small-detail)")
+    parser.add_argument("--model", help="model id (hybrid-small, dcvc-small-detail, dcvc-small, ssf-small, ssf; "
+                                          "image codecs such as mbt2018-mean for --intra-model; "
+                                          "vidcodec/models/registry.py). Default: the model a --checkpoint was "
+                                          "written for, else configs/default.yaml's (hybrid-small)")
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--quality", type=int, help="rate point of shipped/zoo weights")
     weights.add_argument("--checkpoint", help="local checkpoint file")

@@ -22,7 +22,7 @@ DEFAULT_IMAGE_MODEL = "mbt2018-mean-small"
 
 @dataclass(frozen=True)
 class CodecConfig:
-    model: str = "dcvc-small-detail"
+    model: str = "hybrid-small"
     quality: int | None = 3
     checkpoint: str | None = None
     pretrained: bool = False
