@@ -108,35 +108,35 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
     def _coded_motion(self, x: torch.Tensor, reference: torch.Tensor) -> tuple[int, bytes, torch.Tensor]:
         """(flags, bytes, prediction) of the cheapest motion by rate-distortion cost of the prediction:
         a block size of BLOCK_SIZES (the larger ones from the 16x16 search's field, pooled and
-        refined), each alone and against a global affine model fitted to it."""
+        refined), then for the best of them a global affine model fitted to its field, then a gain
+        and offset. Options are ranked on the mean of the colour channels (SearchContext.cost)."""
         field16 = self._motion(x, reference)
-        options = []
+        frame_shape = tuple(x.shape[-2:])
+        context = block_motion.SearchContext(x, reference, self.lmbda, int(field16.abs().max()))
+        best = None  # (cost, flags, block, data, field, fine)
         for size_code, block in enumerate(BLOCK_SIZES):
-            size_flags = size_code << BLOCK_SIZE_SHIFT
             if block == BLOCK:
                 mv = field16
             else:
-                zero = torch.zeros_like(block_motion.pooled(field16, block // BLOCK))
-                mv = block_motion.polish(x, reference, block_motion.pooled(field16, block // BLOCK), zero, block,
-                                         self.lmbda, steps=(4, 2, 1))
-            options.append((size_flags, block, motion_coder.encode(mv), (mv, None)))
-            frame_shape = tuple(x.shape[-2:])
-            parameters = global_motion.fit(mv, block, frame_shape)
-            if any(parameters):
-                base = global_motion.field(parameters, frame_shape, block)
-                fine = global_motion.field(parameters, frame_shape, 1)
-                mv_global = block_motion.polish(x, reference, mv, base, block, self.lmbda, fine=fine)
-                # the decoder predicts with the deviations from base plus the model per pixel
-                options.append((size_flags | FLAG_GLOBAL_MOTION, block,
-                                global_motion.to_bytes(parameters) + motion_coder.encode(mv_global - base),
-                                (mv_global - base, fine)))
-        best = None
-        for flags, block, data, (field, fine) in options:
-            prediction = block_motion.predict(reference, field, block, fine)
-            cost = self._prediction_cost(x, prediction, data)
-            if best is None or cost < best[0]:
-                best = (cost, flags, data, prediction)
-        cost, flags, data, prediction = best
+                mv = block_motion.pooled(field16, block // BLOCK)
+                mv = context.polish(mv, torch.zeros_like(mv), block, steps=(2, 1))
+            data = motion_coder.encode(mv)
+            option = (context.cost(mv, block, len(data)), size_code << BLOCK_SIZE_SHIFT, block, data, mv, None)
+            best = option if best is None or option[0] < best[0] else best
+        _, size_flags, block, _, mv, _ = best
+        parameters = global_motion.fit(mv, block, frame_shape)
+        fine = global_motion.field(parameters, frame_shape, 1)
+        if any(parameters) and context.covers(fine):
+            base = global_motion.field(parameters, frame_shape, block)
+            # the decoder predicts with the deviations from base plus the model per pixel
+            deviation = context.polish(mv, base, block, fine=fine) - base
+            data = global_motion.to_bytes(parameters) + motion_coder.encode(deviation)
+            option = (context.cost(deviation, block, len(data), fine), size_flags | FLAG_GLOBAL_MOTION, block, data,
+                      deviation, fine)
+            best = option if option[0] < best[0] else best
+        _, flags, block, data, field, fine = best
+        prediction = block_motion.predict(reference, field, block, fine)
+        cost = self._prediction_cost(x, prediction, data)
         codes = weighted_prediction.fit(x, prediction)
         if any(codes):
             weighted = weighted_prediction.apply(prediction, codes)

@@ -91,8 +91,15 @@ def _origin(height: int, width: int, margin: int, columns: int) -> torch.Tensor:
 
 
 def _per_pixel(per_block: torch.Tensor, block: int, height: int, width: int) -> torch.Tensor:
-    """(N,Hb,Wb) -> (N,H,W): each block's value on its pixels; blocks past the edges cut."""
+    """(N,Hb,Wb) -> (N,H,W): each block's value on its pixels; blocks past the edges cut, pixels past
+    the last block (a search picture padded further) take the last block's value."""
     expanded = per_block.repeat_interleave(block, dim=-2).repeat_interleave(block, dim=-1)
+    if expanded.shape[-2] < height:
+        extra = expanded[..., -1:, :].expand(*expanded.shape[:-2], height - expanded.shape[-2], expanded.shape[-1])
+        expanded = torch.cat((expanded, extra), dim=-2)
+    if expanded.shape[-1] < width:
+        extra = expanded[..., -1:].expand(*expanded.shape[:-1], width - expanded.shape[-1])
+        expanded = torch.cat((expanded, extra), dim=-1)
     return expanded[..., :height, :width]
 
 
@@ -185,26 +192,48 @@ def search(x: torch.Tensor, reference: torch.Tensor, block: int = 16, coarse_ran
     return _adopt_neighbours(cost, mv)
 
 
-@torch.no_grad()
-def polish(x: torch.Tensor, reference: torch.Tensor, mv: torch.Tensor, base: torch.Tensor, block: int = 16,
-           lmbda: float = 0.0067, steps: tuple[int, ...] = (QUARTER // 4,),
-           fine: torch.Tensor | None = None) -> torch.Tensor:
-    """``mv`` (a search's field, or one pooled from smaller blocks) re-chosen for coding as deviations
-    from ``base`` (global_motion.field, or zero): each block may take base's vector, a neighbour's
-    deviation, or one of the 3 x 3 vectors around its own at each of ``steps`` (quarter pels). With
-    ``fine`` (the global motion per pixel, whose block samples are base) a block predicts with its
-    deviation from base plus fine, as the decoder will."""
-    x_gray = _whole_blocks(x, block)
-    reach = int(max(mv.abs().max(), base.abs().max())) + (int(fine.abs().max()) if fine is not None else 0)
-    ref_gray = PhaseStack(_whole_blocks(reference, block), reach // QUARTER + SEARCH_MARGIN_PIXELS)
-    if fine is not None:
-        fine = F.pad(fine.to(torch.float32), (0, x_gray.shape[-1] - fine.shape[-1], 0, x_gray.shape[-2] - fine.shape[-2]),
-                     mode="replicate").to(torch.int64)
-    cost = _CostModel(x_gray, ref_gray, block, lmbda * 255**2, base, fine)
-    mv = _adopt_neighbours(cost, mv)
-    for step in steps:
-        mv = _refine(cost, mv, step, 1)
-    return _adopt_neighbours(cost, mv)
+class SearchContext:
+    """One frame's search state shared by the refinements the encoder tries (block sizes, global
+    motion): x's mean of the colour channels padded to whole blocks of every size, and the reference's
+    16 phases with a margin of ``reach`` quarter pels plus the refinement's."""
+
+    def __init__(self, x: torch.Tensor, reference: torch.Tensor, lmbda: float, reach: int, multiple: int = 64) -> None:
+        self.x_gray = _whole_blocks(x, multiple)
+        self.reference = PhaseStack(_whole_blocks(reference, multiple), reach // QUARTER + SEARCH_MARGIN_PIXELS)
+        self.bits_per_sse = lmbda * 255**2
+        self.height, self.width = x.shape[-2:]
+
+    def covers(self, field: torch.Tensor) -> bool:
+        """Whether vectors as long as ``field``'s stay within the margin (with room to refine)."""
+        return int(field.abs().max()) <= (self.reference.margin - SEARCH_MARGIN_PIXELS) * QUARTER
+
+    def _fine(self, fine: torch.Tensor | None) -> torch.Tensor | None:
+        if fine is None:
+            return None
+        right, bottom = self.x_gray.shape[-1] - fine.shape[-1], self.x_gray.shape[-2] - fine.shape[-2]
+        return F.pad(fine.to(torch.float32), (0, right, 0, bottom), mode="replicate").to(torch.int64)
+
+    @torch.no_grad()
+    def polish(self, mv: torch.Tensor, base: torch.Tensor, block: int, steps: tuple[int, ...] = (QUARTER // 4,),
+               fine: torch.Tensor | None = None) -> torch.Tensor:
+        """``mv`` (a search's field, or one pooled from smaller blocks) re-chosen for coding as deviations
+        from ``base`` (global_motion.field, or zero): each block may take base's vector, a neighbour's
+        deviation, or one of the 3 x 3 vectors around its own at each of ``steps`` (quarter pels). With
+        ``fine`` (the global motion per pixel, whose block samples are base) a block predicts with its
+        deviation from base plus fine, as the decoder will."""
+        cost = _CostModel(self.x_gray, self.reference, block, self.bits_per_sse, base, self._fine(fine))
+        mv = _adopt_neighbours(cost, mv, passes=1)
+        for step in steps:
+            mv = _refine(cost, mv, step, 1)
+        return _adopt_neighbours(cost, mv, passes=1)
+
+    @torch.no_grad()
+    def cost(self, mv: torch.Tensor, block: int, num_bytes: int, fine: torch.Tensor | None = None) -> float:
+        """lmbda x 255^2 x MSE of the prediction's mean of the colour channels over the frame + bpp: a
+        quick stand-in for the training loss of the frame were it this prediction."""
+        prediction = self.reference.predict(mv, block, self._fine(fine))[..., :self.height, :self.width]
+        mse = F.mse_loss(prediction, self.x_gray[..., :self.height, :self.width]).item()
+        return self.bits_per_sse * mse + 8.0 * num_bytes / (self.height * self.width)
 
 
 def pooled(mv: torch.Tensor, factor: int) -> torch.Tensor:
@@ -276,8 +305,8 @@ class _CostModel:
             prediction = self.reference.predict(candidate, self.block)
         else:
             prediction = self.reference.predict(candidate - self.base, self.block, self.fine)
-        return (self.bits_per_sse * _block_sse(self.x, prediction, self.block)
-                + _smoothness_bits(candidate, field, self.base))
+        sse = _block_sse(self.x, prediction, self.block)[..., :candidate.shape[-2], :candidate.shape[-1]]
+        return self.bits_per_sse * sse + _smoothness_bits(candidate, field, self.base)
 
 
 def _neighbour(mv: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
