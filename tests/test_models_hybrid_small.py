@@ -103,3 +103,23 @@ def test_the_shipped_rate_points_are_derived_from_the_shipped_image_codec():
         assert all(torch.equal(value, image.codec.state_dict()[name]) for name, value in module.state_dict().items())
     assert load_model("hybrid-small", quality=1).checkpoint_hash == derived.checkpoint_hash
     assert derived.provenance["derived_from"]["model"] == "mbt2018-mean-small"
+
+
+def test_a_skipped_p_frame_carries_no_shift_index_under_the_latent_shift(codec, tmp_path):
+    checkpoint = tmp_path / "hybrid.pt"
+    save_checkpoint(checkpoint, codec, "hybrid-small", {"purpose": "test"})
+    geometry = SequenceGeometry(112, 72, 8, 30.0)
+    sequence = tmp_path / "still.yuv"
+    still = _clip(1, geometry.height, geometry.width)[0]
+    with YuvWriter(sequence, geometry) as writer:
+        for _ in range(3):
+            writer.write_frame(rgb_to_yuv420(still, 8))
+    config = load_config(None, {"model": "hybrid-small", "checkpoint": str(checkpoint), "quality": None,
+                                "latent_shift": True, "num_threads": 1})
+    result = encode_sequence(YuvReader(sequence, geometry), tmp_path / "out", config, recon_path=tmp_path / "rec.yuv",
+                             progress=False)
+    p_frames = result.records[1:]
+    assert all(r["bits_residual_y"] == 0 and r["rho"] is None and r["bits"] - r["bits_motion_y"] < 8 * 40
+               for r in p_frames)
+    decode_sequence(tmp_path / "out", tmp_path / "dec.yuv", checkpoint=checkpoint, progress=False)
+    assert (tmp_path / "dec.yuv").read_bytes() == (tmp_path / "rec.yuv").read_bytes()

@@ -238,11 +238,10 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
             coded.parts = [bytes([motion_flags | FLAG_RESIDUAL_CODED]) + motion_bytes, *coded.parts]
             coded.state = coded.x_hat
             return coded
-        # the residual is not worth its bits: the frame is the prediction (shift indexes of step 0,
-        # which the decoder reads and ignores, keep the frame header's layout)
-        no_shift = (0,) * len(coded.shift_indexes)
+        # the residual is not worth its bits: the frame is the prediction, with no latent to shift (the
+        # frame header then carries no shift index: --latent-shift costs such a frame nothing)
         return CodedFrame(self.inter_part_names, [bytes([motion_flags]) + motion_bytes, b"", b""], skipped,
-                          entropy_hash([]), no_shift, state=skipped)
+                          entropy_hash([]), (), state=skipped)
 
     @torch.no_grad()
     def decode_inter(self, parts: list[bytes], state: torch.Tensor, frame_shape: tuple[int, int],
@@ -261,7 +260,7 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
             return x_hat, x_hat
         if parts[1] or parts[2]:
             raise BitstreamError("P-frame without a residual carries residual bytes")
-        self.check_shift_indexes(shift_indexes, ("residual",))
+        self.check_shift_indexes(shift_indexes, ())  # no latent, no shift index
         if expected_hash != entropy_hash([]):
             raise BitstreamError("P-frame without a residual: its entropy hash is not that of no latent")
         x_hat = prediction.clamp(0.0, 1.0)
