@@ -201,11 +201,6 @@ class SearchContext:
         self.x_gray = _whole_blocks(x, multiple)
         self.reference = PhaseStack(_whole_blocks(reference, multiple), reach // QUARTER + SEARCH_MARGIN_PIXELS)
         self.bits_per_sse = lmbda * 255**2
-        self.height, self.width = x.shape[-2:]
-
-    def covers(self, field: torch.Tensor) -> bool:
-        """Whether vectors as long as ``field``'s stay within the margin (with room to refine)."""
-        return int(field.abs().max()) <= (self.reference.margin - SEARCH_MARGIN_PIXELS) * QUARTER
 
     def _fine(self, fine: torch.Tensor | None) -> torch.Tensor | None:
         if fine is None:
@@ -215,25 +210,17 @@ class SearchContext:
 
     @torch.no_grad()
     def polish(self, mv: torch.Tensor, base: torch.Tensor, block: int, steps: tuple[int, ...] = (QUARTER // 4,),
-               fine: torch.Tensor | None = None) -> torch.Tensor:
+               fine: torch.Tensor | None = None, passes: int = 2) -> torch.Tensor:
         """``mv`` (a search's field, or one pooled from smaller blocks) re-chosen for coding as deviations
         from ``base`` (global_motion.field, or zero): each block may take base's vector, a neighbour's
         deviation, or one of the 3 x 3 vectors around its own at each of ``steps`` (quarter pels). With
         ``fine`` (the global motion per pixel, whose block samples are base) a block predicts with its
         deviation from base plus fine, as the decoder will."""
         cost = _CostModel(self.x_gray, self.reference, block, self.bits_per_sse, base, self._fine(fine))
-        mv = _adopt_neighbours(cost, mv, passes=1)
+        mv = _adopt_neighbours(cost, mv, passes)
         for step in steps:
             mv = _refine(cost, mv, step, 1)
-        return _adopt_neighbours(cost, mv, passes=1)
-
-    @torch.no_grad()
-    def cost(self, mv: torch.Tensor, block: int, num_bytes: int, fine: torch.Tensor | None = None) -> float:
-        """lmbda x 255^2 x MSE of the prediction's mean of the colour channels over the frame + bpp: a
-        quick stand-in for the training loss of the frame were it this prediction."""
-        prediction = self.reference.predict(mv, block, self._fine(fine))[..., :self.height, :self.width]
-        mse = F.mse_loss(prediction, self.x_gray[..., :self.height, :self.width]).item()
-        return self.bits_per_sse * mse + 8.0 * num_bytes / (self.height * self.width)
+        return _adopt_neighbours(cost, mv, passes)
 
 
 def pooled(mv: torch.Tensor, factor: int) -> torch.Tensor:
