@@ -6,11 +6,12 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# pip's resolver reports compressai's torchvision requirement as an "ERROR" after every install into the
-# venv, although compressai is installed without it on purpose. Drop exactly those lines; pip's exit
+# pip's resolver reports compressai's torchvision requirement (and its build-time pybind11, tomli and
+# wheel) as an "ERROR" after every install into the venv, although compressai is installed without them
+# on purpose. Drop exactly those lines; pip's exit
 # status (PIPESTATUS[0]) still decides, so a real failure stops make with its message shown.
 PIP_KNOWN_CONFLICT := grep -v -e "^ERROR: pip's dependency resolver does not currently take into account" \
-	-e "^compressai 1\.2\.8 requires torchvision, which is not installed" || true
+	-e "^compressai 1\.2\.8 requires \(torchvision\|pybind11\|tomli\|wheel\)\b.*, which is not installed" || true
 DEMO_YUV := sequences/generated/Demo_416x240_30fps_420_8bit_YUV.yuv
 
 .PHONY: setup demo test test-fast clean
