@@ -7,15 +7,17 @@ integers per frame, which entropy/motion_coder.py codes at a few bits per block 
 
 Units: motion vectors are in quarter pixels, int64, shape (N, 2, H/block, W/block), channel 0 the
 horizontal (x) and 1 the vertical (y) displacement: the block at (bx, by) of the current frame is
-predicted from the reference at (bx + mv_x / 4, by + mv_y / 4), sampled bilinearly, with edge
-replication outside the picture (grid_sample's border padding).
+predicted from the reference at (bx + mv_x / 4, by + mv_y / 4), interpolated with 8-tap filters
+(TAPS), with edge replication outside the picture. Blocks of 16, 32 or 64 pixels; the field covers
+the frame with ceil(H / block) x ceil(W / block) blocks.
 
 The search (encoder only; the decoder needs just ``predict``): integer search of +-coarse_range at
 1/4 resolution, +-2 integer refinement at full resolution, then half- and quarter-pel refinement. Each
 step minimises the block's rate-distortion cost in bits, the codec's training loss per block:
 lmbda x 255^2 x (sum of squared errors of the block's mean-of-RGB) + the estimated bits of its vector
 difference to the left neighbour's (what entropy/motion_coder.py pays), so flat areas and noise keep
-the smooth field their neighbours have instead of vectors that fit noise.
+the smooth field their neighbours have instead of vectors that fit noise. SearchContext.polish
+re-chooses a field for larger blocks or against a global motion (global_motion.py).
 """
 
 from __future__ import annotations
