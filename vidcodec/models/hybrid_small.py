@@ -99,7 +99,12 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
         return x - prediction + RESIDUAL_OFFSET
 
     def _picture(self, prediction: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
-        return (prediction + self.residual.g_s(y_hat) - RESIDUAL_OFFSET).clamp(0.0, 1.0)
+        return self._with_residual(prediction, self.residual.g_s(y_hat))
+
+    @staticmethod
+    def _with_residual(prediction: torch.Tensor, residual_picture: torch.Tensor) -> torch.Tensor:
+        """The decoded frame: the prediction plus the residual codec's picture less its offset."""
+        return (prediction + residual_picture - RESIDUAL_OFFSET).clamp(0.0, 1.0)
 
     def _motion(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Block vectors only (training: a global model changes the bits, hardly the prediction)."""
@@ -151,8 +156,8 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
         return flags, data, prediction
 
     def _prediction_cost(self, x: torch.Tensor, prediction: torch.Tensor, data: bytes) -> float:
-        """The training loss of the frame were it the prediction: lmbda x 255^2 x MSE + bpp."""
-        return self.lmbda * 255**2 * F.mse_loss(prediction, x).item() + 8.0 * len(data) / x[0, 0].numel()
+        """The training loss of the frame were it the prediction (over the whole padded frame)."""
+        return self._rd_cost(x, prediction, len(data), PictureBox.whole(x))
 
     def _decoded_motion(self, flags: int, data: bytes, reference: torch.Tensor,
                         frame_shape: tuple[int, int]) -> torch.Tensor:
@@ -203,7 +208,7 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
         for x in frames[1:2] if stage == "pairs" else frames[1:]:
             prediction = block_motion.predict(reference, self._motion(x, reference.detach()), BLOCK)
             coded = self.residual(self._residual_input(x, prediction))
-            x_hat = (prediction + coded["x_hat"] - RESIDUAL_OFFSET).clamp(0.0, 1.0)
+            x_hat = self._with_residual(prediction, coded["x_hat"])
             outputs.x_hat.append(x_hat)
             outputs.likelihoods.append({"residual": coded["likelihoods"]})
             reference = x_hat
