@@ -14,7 +14,7 @@ PIP_KNOWN_CONFLICT := grep -v -e "^ERROR: pip's dependency resolver does not cur
 	-e "^compressai 1\.2\.8 requires \(torchvision\|pybind11\|tomli\|wheel\)\b.*, which is not installed" || true
 DEMO_YUV := sequences/generated/Demo_416x240_30fps_420_8bit_YUV.yuv
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo lint test test-fast clean
 
 setup: $(STAMP)
 
@@ -34,7 +34,11 @@ demo: $(STAMP) $(DEMO_YUV)
 	$(BIN)/decode_sequence out/demo -o out/demo_decoded.yuv
 	cmp out/demo_recon.yuv out/demo_decoded.yuv && echo "decode_sequence output is byte-identical to the encoder's reconstruction"
 
-test: $(STAMP)
+# ruff's rules and line length are in pyproject.toml ([tool.ruff]); a finding fails CI before any test runs.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)  # for quick loops; CI runs `make test`

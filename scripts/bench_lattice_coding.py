@@ -74,12 +74,13 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = {
         "scalar encode (compressai)": median_ms(lambda: gc.compress(y, scale_indexes, means=mu), args.repeats),
-        "scalar decode (compressai)": median_ms(lambda: gc.decompress([scalar], scale_indexes, mu.dtype, mu), args.repeats),
+        "scalar decode (compressai)": median_ms(lambda: gc.decompress([scalar], scale_indexes, mu.dtype, mu),
+                                                args.repeats),
         f"lattice {args.lattice} encode": median_ms(lattice_encode, args.repeats),
         f"lattice {args.lattice} decode": median_ms(lattice_decode, args.repeats),
     }
-    print(f"ssf-small q{args.quality} residual latent {tuple(y.shape)} of a {args.size} P-frame, {args.threads} threads, "
-          f"median of {args.repeats}:")
+    print(f"ssf-small q{args.quality} residual latent {tuple(y.shape)} of a {args.size} P-frame, "
+          f"{args.threads} threads, median of {args.repeats}:")
     for name, ms in rows.items():
         print(f"  {name}: {ms:.2f} ms")
     return 0

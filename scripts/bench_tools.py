@@ -80,7 +80,8 @@ def table_timings(codec, lattice: str, frame, reference, picture, all_scales: bo
 
 def tools_of(tool: str, caches: dict) -> CodingTools:
     lattice, search = TOOLS[tool]
-    return CodingTools(lattice=lattice, cache=caches.get(lattice), shift=ShiftSettings(search=search) if search else None)
+    return CodingTools(lattice=lattice, cache=caches.get(lattice),
+                       shift=ShiftSettings(search=search) if search else None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,22 +102,27 @@ def bench_variant(name: str, steps: int, loop_steps: int, workdir: Path) -> dict
 
 
 def markdown(results: list[dict], args: argparse.Namespace) -> str:
-    baseline = results[0]["loop_px_per_s_workers0"] if "loop_px_per_s_workers0" in results[0] else results[0]["step_px_per_s"]
+    first = results[0]
+    baseline = first["loop_px_per_s_workers0"] if "loop_px_per_s_workers0" in first else first["step_px_per_s"]
     lines = [
         "# Training throughput (scripts/bench_training.py)", "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__}. Command: `python scripts/bench_training.py {' '.join(args.argv)}`.", "",
         "Frame-pixels = pixels of the coded frames per step. step = median of the timed optimizer steps on one "
         "batch; data = making that batch in line; loop = steady-state steps with the batches made in line (0 "
-        "workers) or in a worker process (1; its start-up not timed). 'vs first' compares the loop (or step) throughput with the first row.", "",
+        "workers) or in a worker process (1; its start-up not timed). 'vs first' compares the loop (or step) "
+        "throughput with the first row.", "",
         "| variant | step s | data s | step Mpx/s | loop Mpx/s, 0 workers | loop Mpx/s, 1 worker | vs first |",
         "|---|---|---|---|---|---|---|",
     ]
+
+    def fmt(v: float | None) -> str:
+        return f"{v / 1e6:.3f}" if v is not None else "n/a"
+
     for r in results:
         loop0 = r.get("loop_px_per_s_workers0")
         loop1 = r.get("loop_px_per_s_workers1")
         best = max(v for v in (loop0, loop1, r["step_px_per_s"] if loop0 is None else None) if v is not None)
-        fmt = (lambda v: f"{v / 1e6:.3f}" if v is not None else "n/a")
         lines.append(f"| {r['variant']} | {r['step_s']:.3f} | {r['data_s']:.3f} | {fmt(r['step_px_per_s'])} | "
                      f"{fmt(loop0)} | {fmt(loop1)} | {best / baseline:.2f}x |")
     compiled = [r for r in results if r["compile"]]

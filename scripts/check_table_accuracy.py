@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log2-points", type=int, nargs="+", default=[10, 12, 14])
     args = parser.parse_args(argv)
     lattice = get_lattice(args.lattice)
-    print(f"| lattice | sigma | Sobol points | reference points | max rel. error (P>=1e-4) | total variation | rate error bits/tuple |")
+    print("| lattice | sigma | Sobol points | reference points | max rel. error (P>=1e-4) | total variation "
+          "| rate error bits/tuple |")
     print("|---|---|---|---|---|---|---|")
     for sigma in args.sigmas:
         points = lattice.points_within(_enumeration_radius(lattice, sigma, PRUNE_PROBABILITY))

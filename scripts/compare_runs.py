@@ -43,12 +43,14 @@ def main() -> None:
                 continue
             key = (label, row["config"], row["sequence"], row["quality"])
             if key in seen:
-                parser.error(f"{spec}: {row['sequence']} {row['config']} q{row['quality']} is already given for {label}")
+                parser.error(f"{spec}: {row['sequence']} {row['config']} q{row['quality']} "
+                             f"is already given for {label}")
             seen.add(key)
             if args.frame_type:
                 suffix = f"_{args.frame_type}"
                 if row.get("bpp" + suffix) is None:
-                    parser.error(f"{spec}: {row['sequence']} {row['config']} q{row['quality']} has no {args.frame_type}-frames")
+                    parser.error(f"{spec}: {row['sequence']} {row['config']} q{row['quality']} "
+                                 f"has no {args.frame_type}-frames")
                 row = {**row, "bpp": row["bpp" + suffix], args.metric: row[args.metric + suffix]}
             rows.append({**row, "config": f"{label}:{row['config']}"})
     written = write_report(rows, args.out, anchor=args.anchor, metric=args.metric)

@@ -40,8 +40,8 @@ import tempfile
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -101,8 +101,8 @@ def make_streams(work: Path, streams_tools: dict[str, dict]) -> tuple[Path, dict
             tools["intra_checkpoint"] = str(work / f"fuzz-{model_id}.pt")
             save_checkpoint(Path(tools["intra_checkpoint"]), build_model(model_id, **IMAGE_CODEC_MODELS[model_id]),
                             model_id, {"purpose": "fuzz campaign, random weights"})
-        config = load_config(None, {"model": "ssf-small", "checkpoint": str(checkpoint), "quality": None, "intra_period": 8,
-                                    "num_threads": 1, **tools})
+        config = load_config(None, {"model": "ssf-small", "checkpoint": str(checkpoint), "quality": None,
+                                    "intra_period": 8, "num_threads": 1, **tools})
         streams[name] = work / name
         encode_sequence(YuvReader(clip, geometry), streams[name], config, progress=False)
         streams[name] = (streams[name], tools.get("intra_checkpoint"))

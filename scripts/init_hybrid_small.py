@@ -19,7 +19,8 @@ from vidcodec.models.registry import load_model, save_checkpoint, shipped_checkp
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quality", type=int, default=3, help="rate point of the shipped mbt2018-mean-small")
-    parser.add_argument("--image-checkpoint", type=Path, help="a mbt2018-mean-small checkpoint instead of the shipped one")
+    parser.add_argument("--image-checkpoint", type=Path,
+                        help="a mbt2018-mean-small checkpoint instead of the shipped one")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     path = args.image_checkpoint or shipped_checkpoint_path("mbt2018-mean-small", args.quality)

@@ -44,7 +44,8 @@ def gaussian_point(lattice_key: str, sigma_over_step: float, samples: int, seed:
     return entropy, mse
 
 
-def uniform_point(lattice_key: str, step: float, samples: int, seed: int, half_width: float = 4.0) -> tuple[float, float]:
+def uniform_point(lattice_key: str, step: float, samples: int, seed: int,
+                  half_width: float = 4.0) -> tuple[float, float]:
     """(empirical entropy bits/dim, MSE/dim) for U(-half_width, half_width)^v, lattice scaled by step."""
     lattice = get_lattice(lattice_key)
     x = (torch.rand(samples, lattice.dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1)
@@ -116,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         common_high = min(max(r for r, _ in curves[source][n]) for n in args.lattices)
         for rate in np.linspace(common_low, common_high, 3):
             values = {n: mse_at_rate(curves[source][n], rate) for n in args.lattices}
+            gains = " | ".join(f"{values[n] - values['SQ']:+.3f}" for n in args.lattices if n != "SQ")
             lines.append(f"| {source} | {rate:.2f} | " + " | ".join(f"{values[n]:.3f}" for n in args.lattices)
-                         + " | " + " | ".join(f"{values[n] - values['SQ']:+.3f}" for n in args.lattices if n != "SQ") + " |")
+                         + " | " + gains + " |")
     table = "\n".join(lines)
     args.out.with_suffix(".md").write_text(
         f"MSE at equal entropy (interpolated), {args.samples} samples per point; "

@@ -46,7 +46,8 @@ def ladder_training(commit: str, model: str) -> dict:
     }
 
 
-def power_law_fit(frame_pixels: list[float], bd_pct: list[float], target_pct: float) -> tuple[float, float, float, float]:
+def power_law_fit(frame_pixels: list[float], bd_pct: list[float],
+                  target_pct: float) -> tuple[float, float, float, float]:
     """Least-squares line log(1 + BD/100) = intercept + slope * log(frame_pixels): (slope, intercept,
     the factor on (1 + BD/100) per doubling of training, the frame-pixels at which BD reaches target_pct;
     inf when the fit does not fall)."""
@@ -85,7 +86,8 @@ def main() -> None:
     px = np.array([row["frame_pixels"] for row in rows]) / 1e9
     ax.plot(px, [float(row["bd_vs_x264_pct"]) for row in rows], "o", color="C0", label="measured")
     for row, x in zip(rows, px):
-        ax.annotate(row["label"], (x, float(row["bd_vs_x264_pct"])), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.annotate(row["label"], (x, float(row["bd_vs_x264_pct"])), textcoords="offset points", xytext=(4, 4),
+                    fontsize=7)
     span = np.geomspace(px[0], max(px[-1], needed_px / 1e9 if math.isfinite(needed_px) else px[-1]) * 1.1, 50)
     ax.plot(span, 100.0 * (np.exp(intercept + slope * np.log(span * 1e9)) - 1.0), "--", color="C1",
             label=f"fit: x{per_doubling:.3f} bits per doubling")

@@ -52,7 +52,7 @@ def main() -> None:
                 ax.plot([r["cumulative_step"] for r in p_frames], [r[key] for r in p_frames], marker=".",
                         color=f"C{quality - 1}", label=f"q{quality}" if chunk == 1 else None)
     boundaries, offset = [], 0
-    for stage, run in runs[:-1]:
+    for _stage, run in runs[:-1]:
         log = (run / "q3" / "train_log.jsonl").read_text().splitlines()
         offset += json.loads(log[-1])["step"]
         boundaries.append(offset)

@@ -144,13 +144,15 @@ def test_interrupted_encode_leaves_nothing_that_looks_complete(workspace, monkey
         (lambda d: _bytes(d / "a.yuv", 1000), ["--size", "63x48"], "even dimensions"),
         (lambda d: _bytes(d / "b.yuv", 1000), ["--size", "8x8"], "too small"),
         (lambda d: _bytes(d / "two_64x48.yuv", 64 * 48 * 3), ["--frames", "5"], "--frames 5 exceeds the 2 frames"),
-        (lambda d: _bytes(d / "c_64x48.yuv", 64 * 48 * 3), ["--intra-period", "0"], "intra_period=0 (expected -1 or >= 1)"),
+        (lambda d: _bytes(d / "c_64x48.yuv", 64 * 48 * 3), ["--intra-period", "0"],
+         "intra_period=0 (expected -1 or >= 1)"),
     ],
 )
 def test_bad_input_gives_one_clear_line(workspace, tmp_path, capsys, make_input, extra, message):
     root, _, _ = workspace
     path = make_input(tmp_path)
-    code = encode_main([str(path), "--checkpoint", str(root / "tiny.pt"), "--out", str(tmp_path / "o"), "--quiet", *extra])
+    code = encode_main([str(path), "--checkpoint", str(root / "tiny.pt"), "--out", str(tmp_path / "o"), "--quiet",
+                        *extra])
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and "Traceback" not in err

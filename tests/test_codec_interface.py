@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from toy_feature_codec import ToyFeatureCodec
 from vidcodec.bitstream.syntax import read_frame, sequence_id
 from vidcodec.config import load_config
 from vidcodec.errors import CheckpointError
@@ -23,8 +24,6 @@ from vidcodec.pipeline import decode_sequence, encode_sequence, read_stream_head
 from vidcodec.train.distributed import single_process_context
 from vidcodec.train.synthetic import photo_clip
 from vidcodec.train.trainer import TrainConfig, Trainer
-
-from toy_feature_codec import ToyFeatureCodec
 
 SSF_FIXTURE = Path(__file__).parent / "fixtures" / "reference_streams" / "model.pt"
 GEOMETRY = SequenceGeometry(112, 72, 8, 30.0)  # padded to 128 x 96 with the toy (SSF alone: 112 x 80)

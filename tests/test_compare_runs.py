@@ -57,9 +57,11 @@ def test_frame_type_compares_the_curves_of_one_frame_type(tmp_path):
         return path
 
     old, new = with_frame_types(tmp_path / "old", 1.0), with_frame_types(tmp_path / "new", 0.8)
-    result = compare(f"old={old}", f"new={new}", "--frame-type", "I", "--anchor", "old:baseline", "--out", tmp_path / "out")
+    result = compare(f"old={old}", f"new={new}", "--frame-type", "I", "--anchor", "old:baseline",
+                     "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     table = list(csv.DictReader((tmp_path / "out" / "bdrate.csv").open()))
     assert float(table[0]["new:baseline"]) == pytest.approx(-20.0)  # the I-frames alone: 20% fewer bits
-    result = compare(f"old={old}", f"new={new}", "--frame-type", "P", "--anchor", "old:baseline", "--out", tmp_path / "p")
+    result = compare(f"old={old}", f"new={new}", "--frame-type", "P", "--anchor", "old:baseline",
+                     "--out", tmp_path / "p")
     assert float(list(csv.DictReader((tmp_path / "p" / "bdrate.csv").open()))[0]["new:baseline"]) == pytest.approx(0.0)

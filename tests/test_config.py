@@ -54,5 +54,6 @@ def test_unknown_keys_and_missing_files(tmp_path):
 
 def test_quant_scope_is_validated():
     assert load_config(overrides={"quant": "oct", "quant_scope": "all"}).quant_scope == "all"
-    with pytest.raises(ConfigError, match="quant_scope='motion' \\(expected one of residual, residual\\+motion, all, intra\\)"):
+    expected = "quant_scope='motion' \\(expected one of residual, residual\\+motion, all, intra\\)"
+    with pytest.raises(ConfigError, match=expected):
         load_config(overrides={"quant_scope": "motion"})

@@ -67,7 +67,8 @@ def test_one_failed_run_fails_the_chunk_and_the_others_still_export(tmp_path):
     start = tmp_path / "start"
     start.mkdir()
     for quality in range(1, 4):
-        (start / f"mbt2018-mean-small-q{quality}.pt").symlink_to(REPO / f"vidcodec/weights/mbt2018-mean-small-q{quality}.pt")
+        name = f"mbt2018-mean-small-q{quality}.pt"
+        (start / name).symlink_to(REPO / "vidcodec" / "weights" / name)
     result = run_chunk(tmp_path, "intra", "5", str(start), MODEL="mbt2018-mean-small",
                        CONFIG="configs/train/mbt2018-mean-small-finetune.yaml", MAX_STEPS="1")
     assert result.returncode != 0

@@ -6,8 +6,16 @@ import json
 import pytest
 
 from vidcodec.errors import ConfigError
-from vidcodec.eval.jobs import (EVAL_CONFIG_DIR, JOB_FILE, Job, available_settings, file_hash, is_finished,
-                                load_setting, weights_file)
+from vidcodec.eval.jobs import (
+    EVAL_CONFIG_DIR,
+    JOB_FILE,
+    Job,
+    available_settings,
+    file_hash,
+    is_finished,
+    load_setting,
+    weights_file,
+)
 
 
 def test_shipped_configurations_load_and_cover_the_papers_table():
@@ -88,4 +96,5 @@ def test_the_identity_holds_the_resolved_codec_config_and_the_syntax_version(tmp
     original = jobs.load_config
     monkeypatch.setattr(jobs, "load_config", lambda **kw: dataclasses.replace(original(**kw), pad_margin=0))
     assert not is_finished(job)
-    assert load_setting("x264").anchor and Job(**{**job.__dict__, "setting": load_setting("x264")}).parameters()["codec_config"] is None
+    x264 = load_setting("x264")
+    assert x264.anchor and Job(**{**job.__dict__, "setting": x264}).parameters()["codec_config"] is None

@@ -19,7 +19,8 @@ DRIVER = """
 import subprocess, sys, time
 agent = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
 cluster = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys, time; "
-                            f"p = subprocess.Popen([sys.executable, '-c', {agent!r}]); print(p.pid, flush=True); time.sleep(300)"],
+                            f"p = subprocess.Popen([sys.executable, '-c', {agent!r}]); "
+                            f"print(p.pid, flush=True); time.sleep(300)"],
                            stdout=subprocess.PIPE, text=True)
 print(cluster.pid, cluster.stdout.readline().strip(), flush=True)
 time.sleep(300)
@@ -60,8 +61,9 @@ def test_the_cluster_and_an_agent_ignoring_sigterm_die_with_a_killed_driver():
 
 def test_the_watchdog_leaves_processes_alone_while_the_driver_lives():
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-    watchdog = subprocess.Popen([sys.executable, "-m", "vidcodec.eval.ray_watchdog", str(os.getpid()), str(sleeper.pid)],
-                                env=ENV, start_new_session=True)
+    watchdog = subprocess.Popen(
+        [sys.executable, "-m", "vidcodec.eval.ray_watchdog", str(os.getpid()), str(sleeper.pid)],
+        env=ENV, start_new_session=True)
     try:
         time.sleep(3)
         assert sleeper.poll() is None and watchdog.poll() is None

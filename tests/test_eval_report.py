@@ -155,8 +155,8 @@ def test_table_2_with_a_column_group_per_codec_family():
     a configuration (here DCVC without shift) gets n/a cells, not an error."""
     ssf = (curve("Beauty", "baseline") + curve("Beauty", "hex", 0.98) + curve("Beauty", "oct", 0.97)
            + curve("Beauty", "shift", 0.99) + curve("Beauty", "join", 0.96))
-    dcvc = ([row("Beauty", "baseline", q, 0.5) for q in QUALITIES] + [row("Beauty", "hex", q, 0.5 * 0.99) for q in QUALITIES]
-            + [row("Beauty", "oct", q, 0.5 * 0.985) for q in QUALITIES] + [row("Beauty", "join", q, 0.5 * 0.98) for q in QUALITIES])
+    dcvc = [row("Beauty", config, q, 0.5 * factor)
+            for config, factor in [("baseline", 1.0), ("hex", 0.99), ("oct", 0.985), ("join", 0.98)] for q in QUALITIES]
     table = grouped_bdrate_table({"SSF": ssf, "DCVC": dcvc})
     assert table.columns == ["sequence", "SSF Hex", "SSF Oct", "SSF Shift", "SSF Join",
                              "DCVC Hex", "DCVC Oct", "DCVC Shift", "DCVC Join"]

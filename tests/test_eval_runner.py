@@ -40,7 +40,8 @@ def dataset(tmp_path_factory):
         path.parent.mkdir(exist_ok=True)
         with YuvWriter(path, SequenceGeometry(128, 96)) as writer:
             for frame in clip:
-                writer.write_frame(rgb_to_yuv420(torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))[None], 8))
+                x = torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))[None]
+                writer.write_frame(rgb_to_yuv420(x, 8))
         sequences[name] = {"file": path.name, "width": 128, "height": 96, "fps": 30, "frames": 4, "bit_depth": 8}
     dataset_file = root / "tiny.yaml"
     dataset_file.write_text(yaml.safe_dump({"name": "tiny", "root": "seqs", "sequences": sequences}))
@@ -201,7 +202,8 @@ def test_a_failing_job_is_reported_and_the_others_finish(dataset, tmp_path, caps
     assert code == 1
     statuses = {s["key"]: s for s in json.loads((tmp_path / "run" / "jobs.json").read_text())["jobs"]}
     assert statuses["Cat/baseline/q2"]["status"] == "done"
-    assert statuses["Cat/baseline/q3"]["status"] == "failed" and "ssf-small-q3.pt" in statuses["Cat/baseline/q3"]["error"]
+    failed = statuses["Cat/baseline/q3"]
+    assert failed["status"] == "failed" and "ssf-small-q3.pt" in failed["error"]
     assert not (tmp_path / "run" / "Cat" / "baseline" / "q3").exists()
     assert "1 of 2 jobs failed" in capsys.readouterr().err
     # The finished job still reaches the results, the report and the plots.
@@ -281,7 +283,8 @@ def test_an_x265_intra_run_codes_its_i_frames_with_x265_and_its_qps_are_in_the_i
     options = dict(configs=["baseline"], qualities=[1], intra_model="x265-intra")
     outcome = run_eval(request(dataset, tmp_path / "run", **options))
     assert not outcome.failed
-    records = [json.loads(line) for line in (tmp_path / "run" / "Cat" / "baseline" / "q1" / "rd.jsonl").read_text().splitlines()]
+    rd_log = tmp_path / "run" / "Cat" / "baseline" / "q1" / "rd.jsonl"
+    records = [json.loads(line) for line in rd_log.read_text().splitlines()]
     assert records[0]["bits_intra_y"] > 0 and records[0]["bits_intra_z"] == 0
     header = json.loads((tmp_path / "run" / "Cat" / "baseline" / "q1" / "summary.json").read_text())
     assert header["config"]["intra_model"] == "x265-intra"

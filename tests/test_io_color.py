@@ -24,7 +24,8 @@ def test_rgb_yuv_rgb_round_trip_of_a_smooth_image(bit_depth, min_psnr):
 
 def test_grey_black_and_white_are_exact():
     for code, value in [(128, (128 - 16) / 219), (16, 0.0), (235, 1.0)]:
-        frame = YuvFrame(np.full((4, 4), code, np.uint8), np.full((2, 2), 128, np.uint8), np.full((2, 2), 128, np.uint8))
+        neutral_chroma = np.full((2, 2), 128, np.uint8)
+        frame = YuvFrame(np.full((4, 4), code, np.uint8), neutral_chroma, neutral_chroma.copy())
         rgb = yuv420_to_rgb(frame, 8)
         assert torch.allclose(rgb, torch.full_like(rgb, value), atol=1e-6)
         back = rgb_to_yuv420(rgb, 8)

@@ -20,7 +20,8 @@ def random_frames(geometry: SequenceGeometry, count: int, seed: int = 0) -> list
     dtype = np.uint8 if geometry.bit_depth == 8 else np.uint16
     w, h = geometry.width, geometry.height
     return [
-        YuvFrame(*(rng.integers(0, high, shape).astype(dtype) for shape in [(h, w), (h // 2, w // 2), (h // 2, w // 2)]))
+        YuvFrame(*(rng.integers(0, high, shape).astype(dtype)
+                   for shape in [(h, w), (h // 2, w // 2), (h // 2, w // 2)]))
         for _ in range(count)
     ]
 
@@ -92,7 +93,8 @@ def test_unknown_geometry_says_how_to_pass_size(tmp_path):
         YuvReader(path)
 
 
-@pytest.mark.parametrize("size, message", [("65x48", "even dimensions"), ("64x47", "even dimensions"), ("8x8", "too small")])
+@pytest.mark.parametrize("size, message",
+                         [("65x48", "even dimensions"), ("64x47", "even dimensions"), ("8x8", "too small")])
 def test_odd_or_tiny_dimensions(tmp_path, size, message):
     path = tmp_path / "clip.yuv"
     path.write_bytes(bytes(1000))
@@ -133,7 +135,8 @@ def test_ten_bit_file_with_out_of_range_samples_is_refused(tmp_path):
     ("sequences: {A: {file: a.yuv, height: 64}}\n", "sequence 'A' lacks the field 'width'"),
     ("sequences: {A: {file: a.yuv, width: sixty-four, height: 64}}\n",
      "sequence 'A' field width='sixty-four' (expected a positive integer)"),
-    ("sequences: {A: {file: a.yuv, width: 64, height: 64, fps: fast}}\n", "field fps='fast' (expected a positive number)"),
+    ("sequences: {A: {file: a.yuv, width: 64, height: 64, fps: fast}}\n",
+     "field fps='fast' (expected a positive number)"),
     ("sequences: {A: {file: a.yuv, width: 64, height: 64, frames: 2.5}}\n", "field frames=2.5"),
     ("sequences: {A: {file: 7, width: 64, height: 64}}\n", "field file=7 (expected a file name)"),
 ])

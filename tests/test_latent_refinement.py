@@ -161,7 +161,8 @@ def test_encode_refines_every_frame_and_logs_what_it_bought(tmp_path):
     # residual) codes none and logs null
     assert all(r["refine_cost_before"] is not None or (r["frame_type"] == "P" and r["bits_residual_y"] == 0)
                for r in records)
-    assert all(r["refine_cost_after"] <= r["refine_cost_before"] for r in records if r["refine_cost_before"] is not None)
+    assert all(r["refine_cost_after"] <= r["refine_cost_before"]
+               for r in records if r["refine_cost_before"] is not None)
     summary = json.loads((stream / "summary.json").read_text())
     assert summary["config"]["refine_iterations"] == 3 and summary["rd_log_version"] == 4
     assert decode_main([str(stream), "-o", str(tmp_path / "decoded.yuv"), "--quiet"]) == 0

@@ -179,7 +179,8 @@ def test_the_shipped_ladder_loads_with_its_provenance(model_id, quality, lmbda):
     loaded = load_model(model_id, quality=quality)
     assert shipped_checkpoint_path(model_id, quality).stat().st_size < 10 * 2**20
     stages = loaded.provenance["curriculum"]
-    assert [(s["stage"], s["steps"], s["lmbda"]) for s in stages[:2]] == [("chains", 11706, 0.0067), ("chains", 5734, 0.0067)]
+    assert [(s["stage"], s["steps"], s["lmbda"]) for s in stages[:2]] == [("chains", 11706, 0.0067),
+                                                                          ("chains", 5734, 0.0067)]
     assert stages[-1]["lmbda"] == lmbda and loaded.provenance["train_config"]["lmbda"] == lmbda
     if model_id == "dcvc-small-detail":
         # dcvc-small's stages carry the warm start that began the detail stages after them; those run

@@ -2,8 +2,12 @@
 
 import pytest
 import torch
-from compressai.models import (Cheng2020Attention, FactorizedPrior, JointAutoregressiveHierarchicalPriors,
-                               MeanScaleHyperprior)
+from compressai.models import (
+    Cheng2020Attention,
+    FactorizedPrior,
+    JointAutoregressiveHierarchicalPriors,
+    MeanScaleHyperprior,
+)
 from compressai.zoo.image import model_urls
 
 from vidcodec.errors import ConfigError

@@ -44,8 +44,8 @@ def make():
 @pytest.mark.parametrize("name", ["sq", "hex", "oct", "join"])
 def test_ssf_streams_match_the_references(make, name, tmp_path):
     expected = EXPECTED[name]
-    config = load_config(None, {"model": "ssf-small", "checkpoint": str(FIXTURES / "model.pt"), "quality": None, "intra_period": 8,
-                                "num_threads": 1, **expected["config"]})
+    config = load_config(None, {"model": "ssf-small", "checkpoint": str(FIXTURES / "model.pt"), "quality": None,
+                                "intra_period": 8, "num_threads": 1, **expected["config"]})
     reader = YuvReader(FIXTURES / "input.yuv", SequenceGeometry(make.WIDTH, make.HEIGHT, 8, 30.0))
     recon = tmp_path / "recon.yuv"
     encode_sequence(reader, tmp_path / "stream", config, recon_path=recon, progress=False)

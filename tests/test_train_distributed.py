@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from vidcodec.errors import ConfigError
-from vidcodec.train.distributed import DistributedContext
 from vidcodec.train.batches import training_batch
+from vidcodec.train.distributed import DistributedContext
 from vidcodec.train.trainer import TrainConfig, Trainer, batch_spec, frames_from_clips
 
 REPO = Path(__file__).resolve().parent.parent

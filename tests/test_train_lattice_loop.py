@@ -19,7 +19,8 @@ def tiny_model():
 @pytest.mark.parametrize("name", ["a2", "a3*", "e8"])
 def test_to_cell_gives_uniform_points_of_the_voronoi_cell(name):
     lattice = get_lattice(name)
-    points = lattice.to_cell(torch.rand(50_000, lattice.dim, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    uniform = torch.rand(50_000, lattice.dim, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    points = lattice.to_cell(uniform)
     assert torch.equal(lattice.quantize_coords(points), torch.zeros_like(points, dtype=torch.int64))
     # Uniform over a unit-volume cell: E||u||^2 / dim is the lattice's normalized second moment.
     assert (points**2).sum(-1).mean().item() / lattice.dim == pytest.approx(lattice.nsm_theory, rel=0.02)
@@ -55,7 +56,8 @@ def test_forward_codes_tuples_on_the_lattice_with_straight_through_gradients():
     lattice = get_lattice("a3*")
     residual_hat = (y_hat - means).reshape(-1)[tuples].detach().to(torch.float64)
     # Tuple members hold the nearest lattice point of their residual ...
-    assert torch.allclose(residual_hat, lattice.nearest_point((y - means).reshape(-1)[tuples].detach().double()), atol=1e-5)
+    residual = (y - means).reshape(-1)[tuples].detach().double()
+    assert torch.allclose(residual_hat, lattice.nearest_point(residual), atol=1e-5)
     # ... the others CompressAI's rounding.
     scalar = torch.ones(y.numel(), dtype=torch.bool)
     scalar[tuples.reshape(-1)] = False
@@ -93,7 +95,8 @@ def test_installing_keeps_the_state_dict_and_fills_a_missing_scale_table():
     assert list(model.state_dict()) == keys
     fresh = build_model("ssf-small", mid_planes=8, latent_planes=8)
     install_lattice_in_the_loop(fresh, "a3*")
-    assert torch.equal(fresh.res_hyperprior.gaussian_conditional.scale_table, model.res_hyperprior.gaussian_conditional.scale_table)
+    assert torch.equal(fresh.res_hyperprior.gaussian_conditional.scale_table,
+                       model.res_hyperprior.gaussian_conditional.scale_table)
     with pytest.raises(ValueError, match="scope"):
         install_lattice_in_the_loop(model, "a3*", scope="motion")
 
@@ -125,7 +128,8 @@ def test_trainer_fine_tunes_with_the_lattice_and_records_it(tmp_path):
     trainer.run(progress=False)
     trainer.export(tmp_path / "m.pt")
     assert load_model("ssf-small", checkpoint=tmp_path / "m.pt").provenance["train_config"]["lattice"] == "oct"
-    for bad in ({"lattice": "a7"}, {"lattice": "oct", "lattice_scope": "motion"}, {"lattice": "oct", "lattice_samples": 0}):
+    for bad in ({"lattice": "a7"}, {"lattice": "oct", "lattice_scope": "motion"},
+                {"lattice": "oct", "lattice_samples": 0}):
         with pytest.raises(ConfigError, match="lattice"):
             TrainConfig(**{**tiny, **bad}).validate()
 

@@ -12,8 +12,8 @@ import dataclasses
 import json
 import sys
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from vidcodec.config import DEFAULT_IMAGE_MODEL
 
@@ -58,7 +58,8 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--quality", type=int, help="rate point of shipped/zoo weights")
     weights.add_argument("--checkpoint", help="local checkpoint file")
-    parser.add_argument("--pretrained", action="store_true", default=None, help="CompressAI zoo weights (ssf, mbt2018-mean)")
+    parser.add_argument("--pretrained", action="store_true", default=None,
+                        help="CompressAI zoo weights (ssf, mbt2018-mean)")
     parser.add_argument("--intra-model", help="model of the I-frames: an image codec, x265-intra / svtav1-intra "
                                               "(HEVC / AV1 intra through PyAV), or --model itself for its own "
                                               "I-frame path. Default: mbt2018-mean-small with the shipped "
@@ -184,7 +185,8 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
     if "intra" in model:
         intra = model["intra"]
         print(f"I-frames by {intra['model_id']} q{intra['quality']} [{intra['source']}]")
-    print(f"{'frames':>8} {'count':>6} {'bpp':>8} {'PSNR-RGB':>9} {'PSNR-YUV':>9} {'MS-SSIM':>8} {'enc s':>7} {'dec s':>7}")
+    print(f"{'frames':>8} {'count':>6} {'bpp':>8} {'PSNR-RGB':>9} {'PSNR-YUV':>9} {'MS-SSIM':>8} "
+          f"{'enc s':>7} {'dec s':>7}")
     for kind in ("I", "P", "all"):
         avg = summary["average"][kind]
         if not avg["frames"]:
@@ -231,7 +233,8 @@ def add_encode_image_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--checkpoint", help="local checkpoint file")
     parser.add_argument("--pretrained", action="store_true", default=None, help="CompressAI zoo weights")
     parser.add_argument("--threads", type=int, dest="num_threads", help="torch threads for coding")
-    parser.add_argument("--quant", choices=("sq", "hex", "oct", "d4", "e8"), help="quantizer of the latent (default sq)")
+    parser.add_argument("--quant", choices=("sq", "hex", "oct", "d4", "e8"),
+                        help="quantizer of the latent (default sq)")
     parser.add_argument("--latent-shift", action="store_true", default=None,
                         help="shift the decoded latent along the entropy gradient (seed 000, section 4)")
     parser.add_argument("--shift-search", choices=("fast", "brute"), help="encoder step search (default fast)")
@@ -321,7 +324,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="total optimizer steps")
     parser.add_argument("--init-from", help="checkpoint to start from (fine-tuning another rate point)")
     parser.add_argument("--init-role", action="append", metavar="ROLE=PATH",
-                        help="take the parameters of ROLE (intra or inter) from PATH instead of --init-from; repeatable")
+                        help="take the parameters of ROLE (intra or inter) from PATH instead of --init-from; "
+                             "repeatable")
     parser.add_argument("--warm-start", metavar="PATH",
                         help="copy the parameters of PATH's model (any model) whose names and shapes match, "
                              "e.g. g_a/g_s of a bmshj2018-factorized-small into mbt2018-mean-small")
@@ -331,9 +335,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                              "vidcodec/weights/mbt2018-mean-small-q3.pt), instead of uncompressed")
     parser.add_argument("--seed", type=int, help="seed of weights, clips and noise (overrides the config's)")
     parser.add_argument("--clip-mix", metavar="SOURCE=FRACTION,...",
-                        help="fraction of training clips per source, e.g. photo=0.65,dead_leaves=0.35 (overrides the config's)")
+                        help="fraction of training clips per source, e.g. photo=0.65,dead_leaves=0.35 "
+                             "(overrides the config's)")
     parser.add_argument("--lattice", help="fine-tune with this lattice in the loop (e.g. oct, hex; see --quant)")
-    parser.add_argument("--data-workers", type=int, help="processes making clips ahead of the trainer (overrides the config's)")
+    parser.add_argument("--data-workers", type=int,
+                        help="processes making clips ahead of the trainer (overrides the config's)")
     parser.add_argument("--out", type=Path, required=True, help="run directory (resumed when it has last.pt)")
     parser.add_argument("--max-steps", type=int, help="stop after this many more steps (0: only export)")
     parser.add_argument("--max-minutes", type=float,
@@ -375,8 +381,10 @@ def run_train(args: argparse.Namespace) -> int:
             clip_mix = {source: float(fraction) for source, _, fraction in
                         (item.partition("=") for item in args.clip_mix.split(","))}
         except ValueError:
-            raise ConfigError(f"--clip-mix {args.clip_mix!r} (expected SOURCE=FRACTION,..., e.g. photo=0.65,dead_leaves=0.35)") from None
-    overrides = {"lmbda": args.lmbda, "clip_mix": clip_mix, "data_workers": args.data_workers, "steps": args.steps, "init_from": args.init_from, "seed": args.seed,
+            raise ConfigError(f"--clip-mix {args.clip_mix!r} "
+                              "(expected SOURCE=FRACTION,..., e.g. photo=0.65,dead_leaves=0.35)") from None
+    overrides = {"lmbda": args.lmbda, "clip_mix": clip_mix, "data_workers": args.data_workers, "steps": args.steps,
+                 "init_from": args.init_from, "seed": args.seed,
                  "warm_start_from": args.warm_start, "reference_codec": args.reference_codec,
                  "lattice": args.lattice, "stage": args.stage, "init_roles_from": init_roles or None}
     config = load_train_config(args.config, overrides)
@@ -476,6 +484,7 @@ def add_eval_images_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_eval_images_command(args: argparse.Namespace) -> int:
+    from vidcodec.errors import ConfigError
     from vidcodec.eval.images import ImageEvalRequest, run_image_eval
     from vidcodec.eval.runner import parse_qualities
 
@@ -534,7 +543,6 @@ def add_bdrate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_bdrate_command(args: argparse.Namespace) -> int:
     from vidcodec.errors import OutputError
-
     from vidcodec.eval.report import grouped_bdrate_table
     from vidcodec.eval.results import atomic_write_text, collect_results
 
@@ -580,8 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_decode_image_arguments(commands.add_parser("decode-image", help="same as decode_image"))
     args = parser.parse_args(argv)
     handlers = {"encode": run_encode, "decode": run_decode, "info": run_info_command, "train": run_train,
-                "eval": run_eval_command, "eval-images": run_eval_images_command, "bdrate": run_bdrate_command, "encode-image": run_encode_image,
-                "decode-image": run_decode_image}
+                "eval": run_eval_command, "eval-images": run_eval_images_command, "bdrate": run_bdrate_command,
+                "encode-image": run_encode_image, "decode-image": run_decode_image}
     return _run(handlers[args.command], args)
 
 

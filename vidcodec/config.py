@@ -10,8 +10,16 @@ import yaml
 
 from vidcodec.errors import ConfigError
 from vidcodec.latent_refinement import DEFAULT_ITERATIONS, DEFAULT_LEARNING_RATE, RefineSettings
-from vidcodec.tools import (DEFAULT_CANDIDATES, QUANT_SCOPES, QUANTIZER_LATTICES, QUANTIZERS, SHIFT_SCOPES,
-                            CodingTools, ShiftSettings, roles_mask)
+from vidcodec.tools import (
+    DEFAULT_CANDIDATES,
+    QUANT_SCOPES,
+    QUANTIZER_LATTICES,
+    QUANTIZERS,
+    SHIFT_SCOPES,
+    CodingTools,
+    ShiftSettings,
+    roles_mask,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
@@ -52,7 +60,7 @@ class CodecConfig:
     verify: bool = True
     ms_ssim: bool = True  # measure MS-SSIM for rd.jsonl (costly at large sizes)
 
-    def validate(self) -> "CodecConfig":
+    def validate(self) -> CodecConfig:
         from vidcodec.models.registry import MODELS
 
         problems = []

@@ -68,7 +68,8 @@ def read_image(path: Path, size: str | None = None) -> torch.Tensor:
     except Image.DecompressionBombError as error:
         raise SequenceError(f"{path}: too many pixels to read safely ({error}); crop or scale it down first") from None
     except (UnidentifiedImageError, OSError) as error:
-        raise SequenceError(f"{path}: not an image Pillow can read ({error}); give a PNG or a raw .yuv / .y4m") from None
+        raise SequenceError(f"{path}: not an image Pillow can read ({error}); "
+                            "give a PNG or a raw .yuv / .y4m") from None
     if rgb.shape[0] < 2 or rgb.shape[1] < 2:
         raise SequenceError(f"{path}: {rgb.shape[1]}x{rgb.shape[0]} is too small (at least 2x2)")
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]

@@ -47,8 +47,8 @@ Settings (candidates and why, groups, roles): tools.ShiftSettings.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

@@ -17,16 +17,22 @@ import dataclasses
 import hashlib
 import math
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
 from vidcodec.bitstream.errors import BitstreamError
-from vidcodec.bitstream.syntax import (STREAM_NONCE_BYTES, ModelRef, SequenceHeader, frame_file_name, read_frame,
-                                      sequence_id)
+from vidcodec.bitstream.syntax import (
+    STREAM_NONCE_BYTES,
+    ModelRef,
+    SequenceHeader,
+    frame_file_name,
+    read_frame,
+    sequence_id,
+)
 from vidcodec.config import CodecConfig
 from vidcodec.decoder import Decoder
 from vidcodec.encoder import Encoder
@@ -51,7 +57,7 @@ class CodecModels:
     inter: LoadedModel
 
     @classmethod
-    def single(cls, model: LoadedModel) -> "CodecModels":
+    def single(cls, model: LoadedModel) -> CodecModels:
         return cls(model, model)
 
     @property

@@ -109,8 +109,8 @@ def measured_frame_record(*, poc: int, frame_type: str, bits: int, part_bits: di
     return frame_record(
         poc=poc, frame_type=frame_type, bits=bits, part_bits=part_bits, bpp=bpp(bits, width, height),
         psnr_rgb=psnr_rgb_db(x, x_hat), planes=psnr_planes_db(frame, frame_hat, bit_depth),
-        ms_ssim_rgb=ms_ssim_rgb(x, x_hat) if ms_ssim else None, enc_s=enc_s, dec_s=dec_s, quantizer=quantizer, shift=shift,
-        refine=refine,
+        ms_ssim_rgb=ms_ssim_rgb(x, x_hat) if ms_ssim else None, enc_s=enc_s, dec_s=dec_s, quantizer=quantizer,
+        shift=shift, refine=refine,
     )
 
 

@@ -180,7 +180,7 @@ class ModelRef:
         return struct.pack("<B", len(model_id)) + model_id + struct.pack("<B", self.quality) + self.checkpoint_hash
 
     @classmethod
-    def read(cls, reader: "_ByteReader", which: str) -> "ModelRef":
+    def read(cls, reader: _ByteReader, which: str) -> ModelRef:
         return cls(
             model_id=reader.text("B", f"{which} model_id"),
             quality=reader.unpack("B", f"{which} quality"),
@@ -255,7 +255,7 @@ class SequenceHeader:
         return body + struct.pack("<I", zlib.crc32(body))
 
     @classmethod
-    def read(cls, data: bytes, where: str = "sequence.hdr") -> "SequenceHeader":
+    def read(cls, data: bytes, where: str = "sequence.hdr") -> SequenceHeader:
         if data[:4] != SEQUENCE_MAGIC:
             raise BitstreamError(f"{where}: not a vidcodec sequence header (bad magic {data[:4]!r})")
         reader = _ByteReader(data, where)

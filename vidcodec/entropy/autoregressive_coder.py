@@ -111,7 +111,10 @@ class AutoregressiveCoder(HyperpriorCoder):
             return mu + r_hat.to(mu.dtype)
 
         y_hat, params = self._serial(hyper, code_position)
-        cdfs, lengths, offsets = (tables.cdfs, tables.cdf_lengths, tables.offsets) if tables else self._gaussian_tables()
+        if tables:
+            cdfs, lengths, offsets = tables.cdfs, tables.cdf_lengths, tables.offsets
+        else:
+            cdfs, lengths, offsets = self._gaussian_tables()
         encoder = BufferedRansEncoder()
         encoder.encode_with_indexes(symbols, table_ids, cdfs, lengths, offsets)
         return CodedLatent(z_bytes, encoder.flush(), y_hat, params.mu, params.sigma, params.scale_indexes,

@@ -21,8 +21,14 @@ from __future__ import annotations
 
 import torch
 
-from vidcodec.entropy.hyperprior_coder import (CodedLatent, EntropyParameters, bottleneck_likelihood, bottleneck_ste,
-                                               uniform_noise, value_with_gradient_of)
+from vidcodec.entropy.hyperprior_coder import (
+    CodedLatent,
+    EntropyParameters,
+    bottleneck_likelihood,
+    bottleneck_ste,
+    uniform_noise,
+    value_with_gradient_of,
+)
 
 
 class FactorizedCoder:

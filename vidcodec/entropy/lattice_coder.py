@@ -13,8 +13,8 @@ Scales whose table would exceed MAX_TABLE_POINTS symbols (quant/tables.py; an es
 where cells drop below the pruning threshold) are not lattice-coded: with 16-bit rANS precision
 every symbol costs at least 2^-16 of the probability mass, so huge tables waste rate. Their latents
 and the leftovers of the grouping are coded by scalar rounding with the entropy model's own
-tables (the Gaussian conditional's, or the bottleneck's), exactly as the baseline. The decoder knows every scale index before decoding y, so it
-rebuilds the same grouping, tables and choices.
+tables (the Gaussian conditional's, or the bottleneck's), exactly as the baseline. The decoder knows
+every scale index before decoding y, so it rebuilds the same grouping, tables and choices.
 
 Stream layout (one rANS string): tuple symbols, then scalar symbols, then escape coordinates; a
 latent coded position by position (entropy/autoregressive_coder.py) has this layout per position.
@@ -335,7 +335,8 @@ class LatticeLatentCoder:
     def table_digest(self, scale_indexes: torch.Tensor) -> bytes:
         return self._plan(scale_indexes)[3].digest
 
-    def encode(self, y: torch.Tensor, mu: torch.Tensor, scale_indexes: torch.Tensor) -> tuple[bytes, torch.Tensor, bytes]:
+    def encode(self, y: torch.Tensor, mu: torch.Tensor,
+               scale_indexes: torch.Tensor) -> tuple[bytes, torch.Tensor, bytes]:
         """Returns (bytes, y_hat, table digest). y, mu: (1,C,h,w) float; scale_indexes int."""
         tuples, tuple_scales, scalar_positions, tables = self._plan(scale_indexes)
         residual = (y - mu).reshape(-1).to(torch.float64)
@@ -356,18 +357,18 @@ class LatticeLatentCoder:
         return mu + r_hat.reshape(mu.shape).to(mu.dtype), tables.digest
 
     # --- latents coded position by position (entropy/autoregressive_coder.py) ------------------
-    def serial_tables(self) -> "SerialTables":
+    def serial_tables(self) -> SerialTables:
         return SerialTables(self)
 
     def encode_position(self, residual: torch.Tensor, scale_indexes: torch.Tensor,
-                        tables: "SerialTables") -> tuple[list[int], list[int], torch.Tensor]:
+                        tables: SerialTables) -> tuple[list[int], list[int], torch.Tensor]:
         """(symbols, table ids, r_hat) of the latents of one position: residual (C,) float64 and
         their scale indexes (C,) int64; tuples group channels of one scale, as a frame's grouping."""
         tuples, tuple_scales, scalar_positions = self.grouping(scale_indexes)
         tables.add(tuple_scales)
         return self._symbols(residual, scale_indexes, tuples, tuple_scales, scalar_positions, tables)
 
-    def decode_position(self, decoder: RansDecoder, scale_indexes: torch.Tensor, tables: "SerialTables") -> torch.Tensor:
+    def decode_position(self, decoder: RansDecoder, scale_indexes: torch.Tensor, tables: SerialTables) -> torch.Tensor:
         """r_hat (C,) float64 of one position, read from ``decoder`` (inverse of encode_position)."""
         tuples, tuple_scales, scalar_positions = self.grouping(scale_indexes)
         tables.add(tuple_scales)
@@ -375,7 +376,8 @@ class LatticeLatentCoder:
 
     # --- the symbols of a set of latents, shared by both ---------------------------------------
     def _symbols(self, residual: torch.Tensor, flat_scales: torch.Tensor, tuples: torch.Tensor,
-                 tuple_scales: torch.Tensor, scalar_positions: torch.Tensor, tables) -> tuple[list[int], list[int], torch.Tensor]:
+                 tuple_scales: torch.Tensor, scalar_positions: torch.Tensor,
+                 tables) -> tuple[list[int], list[int], torch.Tensor]:
         """(symbols, table ids, r_hat) in stream order: tuple symbols, then scalar symbols, then the
         coordinates of escaped tuples (in tuple order)."""
         r_hat = torch.zeros_like(residual)

@@ -32,7 +32,7 @@ so it is refused with the offending points named rather than averaged into a tab
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator

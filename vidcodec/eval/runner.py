@@ -133,12 +133,14 @@ def prepare_inputs(request: EvalRequest) -> dict[str, tuple[Path, SequenceGeomet
     names = request.sequences or list(entries)
     unknown = [n for n in names if n not in entries]
     if unknown:
-        raise ConfigError(f"sequences {', '.join(unknown)} are not in {request.dataset} (it lists {', '.join(entries)})")
+        raise ConfigError(f"sequences {', '.join(unknown)} are not in {request.dataset} "
+                          f"(it lists {', '.join(entries)})")
     root = _dataset_root(request, dataset)
     missing = [str(root / entries[n]["file"]) for n in names if not (root / entries[n]["file"]).is_file()]
     if missing:
         raise ConfigError(f"{len(missing)} sequence file(s) not found: {', '.join(missing)}; pass --root DIR "
-                          "with the directory that holds them (generated stand-ins: python scripts/make_sequences.py --standin)")
+                          "with the directory that holds them "
+                          "(generated stand-ins: python scripts/make_sequences.py --standin)")
     spec = ProxySpec(frames=request.frames, crop=request.crop, downscale=request.downscale)
     inputs = {}
     for name in names:

@@ -92,7 +92,7 @@ class PictureBox:
     padded_width: int
 
     @classmethod
-    def whole(cls, x: torch.Tensor) -> "PictureBox":
+    def whole(cls, x: torch.Tensor) -> PictureBox:
         height, width = x.shape[-2:]
         return cls(0, 0, height, width, height, width)
 

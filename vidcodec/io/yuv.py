@@ -9,10 +9,11 @@ own geometry in its header.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 import yaml
@@ -162,7 +163,8 @@ def geometry_from_dataset(path: str | Path, dataset_files: list[Path] | None = N
     stem = Path(path).stem
     for dataset_file in dataset_files if dataset_files is not None else _dataset_files():
         for seq_name, entry in load_dataset(dataset_file)["sequences"].items():
-            names = {seq_name.lower(), str(entry.get("file", "")).lower(), Path(str(entry.get("file", ""))).stem.lower()}
+            file_name = str(entry.get("file", ""))
+            names = {seq_name.lower(), file_name.lower(), Path(file_name).stem.lower()}
             if name.lower() in names or stem.lower() in names or stem.split("_")[0].lower() == seq_name.lower():
                 return SequenceGeometry(
                     width=int(entry["width"]),
@@ -337,7 +339,7 @@ class YuvReader:
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> "YuvReader":
+    def __enter__(self) -> YuvReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -373,7 +375,7 @@ class YuvWriter:
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> "YuvWriter":
+    def __enter__(self) -> YuvWriter:
         return self
 
     def __exit__(self, *exc) -> None:

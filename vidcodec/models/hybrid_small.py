@@ -75,7 +75,7 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
         return {"N": self.N, "M": self.M, "lmbda": self.lmbda, "coarse_range": self.coarse_range}
 
     @classmethod
-    def from_image_codec(cls, image_codec: MeanScaleHyperprior, lmbda: float) -> "HybridSmallCodec":
+    def from_image_codec(cls, image_codec: MeanScaleHyperprior, lmbda: float) -> HybridSmallCodec:
         """Both hyperpriors from a trained mean-scale image codec (mbt2018-mean-small) and the encoder's
         lambda from its training: the starting point of training, and the weights shipped until a
         trained residual beats them (registry: derived_from)."""
@@ -164,7 +164,8 @@ class HybridSmallCodec(CompressionModel, FrameCodec):
         """The prediction from the motion part (after its flags byte)."""
         size_code = (flags >> BLOCK_SIZE_SHIFT) & 3
         if size_code >= len(BLOCK_SIZES):
-            raise BitstreamError(f"P-frame motion part: block size code {size_code} (expected 0..{len(BLOCK_SIZES) - 1})")
+            raise BitstreamError(f"P-frame motion part: block size code {size_code} "
+                                 f"(expected 0..{len(BLOCK_SIZES) - 1})")
         block = BLOCK_SIZES[size_code]
         blocks = block_motion.blocks_of(frame_shape, block)
         codes = None

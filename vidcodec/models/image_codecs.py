@@ -26,7 +26,12 @@ gaussian_conditional), so CompressAI zoo files load unchanged (registry: ``--pre
 from __future__ import annotations
 
 import torch
-from compressai.models import Cheng2020Attention, FactorizedPrior, JointAutoregressiveHierarchicalPriors, MeanScaleHyperprior
+from compressai.models import (
+    Cheng2020Attention,
+    FactorizedPrior,
+    JointAutoregressiveHierarchicalPriors,
+    MeanScaleHyperprior,
+)
 
 from vidcodec.entropy.autoregressive_coder import AutoregressiveCoder
 from vidcodec.entropy.factorized_coder import FactorizedCoder

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -148,8 +148,10 @@ class FrameCodec(ABC):
             try:
                 coder.y_coder = self._lattice_coder(tools.lattice, coder, tools.cache) if in_scope else None
             except ValueError as error:  # a lattice the coder's tables are not built for
-                quant = next((q for q, lattice in QUANTIZER_LATTICES.items() if lattice == tools.lattice), tools.lattice)
-                raise ConfigError(f"--quant {quant} on this model's {role} latent: {error}; use --quant hex or oct") from None
+                quant = next((q for q, lattice in QUANTIZER_LATTICES.items() if lattice == tools.lattice),
+                             tools.lattice)
+                raise ConfigError(f"--quant {quant} on this model's {role} latent: {error}; "
+                                  "use --quant hex or oct") from None
         self._tools = tools
 
     def _check_refinable(self, role: str, coder, lattice_coded: bool, settings: RefineSettings) -> None:

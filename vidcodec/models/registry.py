@@ -4,8 +4,8 @@ Weights come from, in this order of precedence:
   1. ``checkpoint``: a local file. Either a vidcodec checkpoint (dict with "format":
      "vidcodec-checkpoint", "model_id", "model_config", "state_dict") or a bare CompressAI state
      dict (e.g. a downloaded zoo file, for model "ssf").
-  2. ``pretrained``: the CompressAI zoo (ssf: quality 1..9; image codecs: the zoo's qualities), downloaded by torch.hub into
-     ``$TORCH_HOME/hub/checkpoints`` and read from there on later runs.
+  2. ``pretrained``: the CompressAI zoo (ssf: quality 1..9; image codecs: the zoo's qualities), downloaded
+     by torch.hub into ``$TORCH_HOME/hub/checkpoints`` and read from there on later runs.
   3. ``quality``: a checkpoint shipped with vidcodec (vidcodec/weights/<model>-q<Q>.pt), or, for a
      model whose entry names ``derived_from``, weights made at load time from that model's shipped
      checkpoint of the same rate point (hybrid-small from mbt2018-mean-small: no file of its own, so
@@ -25,9 +25,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import urllib.error
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from compressai.entropy_models import GaussianConditional
@@ -36,8 +36,7 @@ from compressai.models.base import get_scale_table
 from vidcodec.errors import CheckpointError
 from vidcodec.models.dcvc_small import DcvcSmallCodec
 from vidcodec.models.hybrid_small import HybridSmallCodec
-from vidcodec.models.image_codecs import (Bmshj2018FactorizedCodec, Cheng2020AttnCodec, Mbt2018Codec,
-                                          Mbt2018MeanCodec)
+from vidcodec.models.image_codecs import Bmshj2018FactorizedCodec, Cheng2020AttnCodec, Mbt2018Codec, Mbt2018MeanCodec
 from vidcodec.models.interface import FrameCodec
 from vidcodec.models.ssf import ScaleSpaceFlowCodec
 from vidcodec.models.traditional_intra import PyAvIntraCodec

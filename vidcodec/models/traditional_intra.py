@@ -116,7 +116,8 @@ class PyAvIntraCodec(torch.nn.Module, ImageCodec):
         try:
             context.open()
         except av.FFmpegError as error:  # e.g. libx265 refuses pictures under 16 x 16
-            raise ConfigError(f"{self.library} cannot code a {width}x{height} picture at QP {self.qp}: {error}") from None
+            raise ConfigError(f"{self.library} cannot code a {width}x{height} picture at QP {self.qp}: "
+                              f"{error}") from None
         frame = av.VideoFrame(width, height, "yuv420p")
         for plane, values in zip(frame.planes, (yuv.y, yuv.u, yuv.v)):
             rows = np.zeros((values.shape[0], plane.line_size), np.uint8)  # lines are padded

@@ -258,7 +258,8 @@ def _coarse_search(x_gray: torch.Tensor, ref_gray: torch.Tensor, block: int, coa
             # a tie-breaker (not the vector's bits: neighbours share it and pay its difference only):
             # flat areas take the shortest motion
             # a coarse pixel stands for 16: its squared errors count 16 times
-            cost = (bits_per_sse * 16 * _block_sse(x_small, _window(padded, dx, dy, coarse_range, coarse_range), coarse_block)
+            cost = (bits_per_sse * 16 * _block_sse(x_small, _window(padded, dx, dy, coarse_range, coarse_range),
+                                                   coarse_block)
                     + 0.05 * vector_bits(mv).view(1, 1, 1))
             mv = mv.expand(x_gray.shape[0], 2, *cost.shape[1:])
             if best_cost is None:

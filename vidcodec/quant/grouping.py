@@ -40,7 +40,10 @@ def group_by_scale(scale_indexes: torch.Tensor, dim: int) -> TupleGrouping:
     flat = scale_indexes.reshape(-1).to(torch.int64).numpy()
     order = stable_order(flat)
     sorted_scales = flat[order]
-    starts = np.flatnonzero(np.r_[True, sorted_scales[1:] != sorted_scales[:-1]]) if len(flat) else np.zeros(0, np.int64)
+    if len(flat):
+        starts = np.flatnonzero(np.r_[True, sorted_scales[1:] != sorted_scales[:-1]])
+    else:
+        starts = np.zeros(0, np.int64)
     counts = np.diff(np.r_[starts, len(flat)])
     # Rank of each latent within its scale index; the first count - count % dim of each go into
     # tuples. Those are a prefix of each group, and a multiple of dim long, so the kept latents, in
@@ -50,7 +53,8 @@ def group_by_scale(scale_indexes: torch.Tensor, dim: int) -> TupleGrouping:
     tuples = order[in_tuple].reshape(-1, dim)
     scales = sorted_scales[in_tuple][::dim]
     rest = sorted_positions(order[~in_tuple], len(flat))
-    return TupleGrouping(torch.from_numpy(tuples), torch.from_numpy(np.ascontiguousarray(scales)), torch.from_numpy(rest))
+    return TupleGrouping(torch.from_numpy(tuples), torch.from_numpy(np.ascontiguousarray(scales)),
+                         torch.from_numpy(rest))
 
 
 def stable_order(values: np.ndarray) -> np.ndarray:

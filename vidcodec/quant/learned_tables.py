@@ -20,8 +20,9 @@ Gaussian F the tables agree with quant/tables.py's (tested).
 
 A channel is lattice-coded when its table stays small (at most MAX_TABLE_POINTS points with
 P >= PRUNE_PROBABILITY, estimated from its unit intervals' masses: table_extents). Other channels
-are rounded and coded with the bottleneck's own tables, as without a lattice. Points with P < PRUNE_PROBABILITY and everything outside the box are the
-escape (entropy/lattice_coder.py). Built for the lattices of Hex and Oct (A2, A3*).
+are rounded and coded with the bottleneck's own tables, as without a lattice. Points with
+P < PRUNE_PROBABILITY and everything outside the box are the escape (entropy/lattice_coder.py).
+Built for the lattices of Hex and Oct (A2, A3*).
 
 Tables are cached on disk (quant/tables.TableCache) under a key of the lattice, the grid and the
 channel's CDF values, so new weights give new tables and the same weights reuse them.
@@ -31,15 +32,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 
 from vidcodec.quant.lattice import get_lattice
-from vidcodec.quant.tables import (MAX_TABLE_POINTS, PRUNE_PROBABILITY, TABLE_FORMAT_VERSION, LatticeTable,
-                                   TableCache)
+from vidcodec.quant.tables import MAX_TABLE_POINTS, PRUNE_PROBABILITY, TABLE_FORMAT_VERSION, LatticeTable, TableCache
 
 U_INTERVALS = {2: 512, 3: 96}  # intervals of the grid over u, per axis, by lattice dimension
 BISECTION_STEPS = 60
@@ -229,5 +229,5 @@ def tables_of_cdfs(lattice_name: str, logits_of: Callable[[np.ndarray], np.ndarr
     tables: list[LatticeTable | None] = []
     for channel, ok in enumerate(eligible):
         spec = LearnedTableSpec(lattice.name, density_digest, channel)
-        tables.append(cache.get(spec, build=lambda: build(channel, spec)) if ok else None)
+        tables.append(cache.get(spec, build=functools.partial(build, channel, spec)) if ok else None)
     return tables

@@ -63,5 +63,8 @@ def frame_count_problem(stage: Stage, clip_frames: int) -> str | None:
     """A message when ``clip_frames`` does not suit ``stage``, else None."""
     if stage.min_frames <= clip_frames <= stage.max_frames:
         return None
-    expected = str(stage.min_frames) if stage.min_frames == stage.max_frames else f"{stage.min_frames}..{stage.max_frames}"
+    if stage.min_frames == stage.max_frames:
+        expected = str(stage.min_frames)
+    else:
+        expected = f"{stage.min_frames}..{stage.max_frames}"
     return f"clip_frames={clip_frames} (stage '{stage.name}' expects {expected})"

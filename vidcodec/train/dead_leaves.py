@@ -77,12 +77,14 @@ def dead_leaves_clip(num_frames: int, height: int, width: int, seed: int, palett
         while np.pi * np.sum(np.square(radii)) < coverage * area:
             radii.extend(power_law_radii(rng, 64, r_min, r_max))
         count = len(radii)  # drawn in random order, as leaves fall: big shapes also occlude small ones
-        centres = np.stack([rng.uniform(-margin, height + margin, count), rng.uniform(-margin, width + margin, count)], 1)
+        centres = np.stack([rng.uniform(-margin, height + margin, count),
+                            rng.uniform(-margin, width + margin, count)], 1)
         colours = (palette[rng.integers(0, len(palette), count)] * rng.uniform(0.8, 1.2, (count, 1))).astype(np.float32)
         # A linear shading across the shape and, for some, a grating: smooth texture that moves with it.
         shadings = rng.normal(0, 0.15, (count, 2)) / np.maximum(radii, 1.0)[:, None]
         has_grating = rng.random(count) < 0.2
-        gratings = np.stack([rng.uniform(0.1, 1.2, count), rng.uniform(0, np.pi, count), rng.uniform(0.02, 0.12, count)], 1)
+        gratings = np.stack([rng.uniform(0.1, 1.2, count), rng.uniform(0, np.pi, count),
+                             rng.uniform(0.02, 0.12, count)], 1)
         kinds, aspects, angles = rng.integers(0, 3, count), rng.uniform(0.3, 1.0, count), rng.uniform(0, np.pi, count)
         for i in range(count):
             shapes.append((layer, int(kinds[i]), centres[i], radii[i], aspects[i], angles[i], colours[i], shadings[i],

@@ -34,8 +34,8 @@ from compressai.models.base import get_scale_table
 from compressai.ops import quantize_ste
 
 from vidcodec.entropy.hyperprior_coder import HyperpriorCoder, hyperprior_parameters
-from vidcodec.errors import ConfigError
 from vidcodec.entropy.lattice_coder import lattice_tuples
+from vidcodec.errors import ConfigError
 from vidcodec.quant.lattice import get_lattice
 from vidcodec.tools import QUANT_SCOPES
 

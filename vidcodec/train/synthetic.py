@@ -19,7 +19,7 @@ and every reported figure use them.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 from scipy import ndimage
@@ -73,7 +73,7 @@ def _read_photo(name: str) -> np.ndarray:
     return np.asarray(getattr(skimage.data, name)())
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_photo(name: str) -> np.ndarray:
     """(H,W,3) float32 RGB in [0,1] of a bundled photograph (grey and RGBA become RGB)."""
     image = _read_photo(name)

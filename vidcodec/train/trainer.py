@@ -38,6 +38,10 @@ from compressai.entropy_models import EntropyBottleneck
 
 from vidcodec.errors import ConfigError
 from vidcodec.models.registry import MODELS, build_model, save_checkpoint
+from vidcodec.quant.lattice import get_lattice
+from vidcodec.tools import QUANT_SCOPES
+from vidcodec.train.batches import BatchPrefetcher, BatchSpec
+from vidcodec.train.curriculum import STAGES, frame_count_problem, get_stage
 from vidcodec.train.distributed import (
     DistributedContext,
     average_gradients,
@@ -47,14 +51,9 @@ from vidcodec.train.distributed import (
     single_process_context,
     wrap_data_parallel,
 )
-from vidcodec.quant.lattice import get_lattice
-from vidcodec.tools import QUANT_SCOPES
-from vidcodec.train.batches import BatchPrefetcher, BatchSpec
-from vidcodec.train.curriculum import STAGES, frame_count_problem, get_stage
 from vidcodec.train.lattice_loop import install_lattice_in_the_loop
 from vidcodec.train.stop_request import StopRequest
 from vidcodec.train.synthetic import CLIP_MIX, DATA_RECIPE_VERSION, clip_mix_problem, random_clip
-
 
 # What a run directory's last.pt must agree on with the command that resumes it.
 RUN_IDENTITY_KEYS = ("model", "model_config", "stage", "init_from", "init_roles_from", "warm_start_from", "lattice",
@@ -114,7 +113,7 @@ class TrainConfig:
     # reference (pairs, p-chains): frozen, in eval mode (rounded latents, as when coding).
     reference_codec: str | None = None
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         problems = []
         if self.lmbda <= 0:
             problems.append(f"lmbda={self.lmbda} (expected > 0)")
@@ -299,7 +298,8 @@ class Trainer:
         for name, parameter in self.model.named_parameters():
             if not name.endswith(".quantiles"):
                 parameter.requires_grad_(self.model.parameter_role(name) in trained_roles)
-        main_named = [(n, p) for n, p in self.model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
+        main_named = [(n, p) for n, p in self.model.named_parameters()
+                      if not n.endswith(".quantiles") and p.requires_grad]
         self.main_params = [p for _, p in main_named]
         self.aux_params = [p for n, p in self.model.named_parameters() if n.endswith(".quantiles")]
         self.optimizer = torch.optim.Adam(self._parameter_groups(main_named), lr=config.learning_rate)
@@ -458,8 +458,8 @@ class Trainer:
         scales = self.config.learning_rate_scale
         unmatched = sorted(prefix for prefix in scales if not any(n.startswith(prefix) for n, _ in main_named))
         if unmatched:
-            raise ConfigError(f"learning_rate_scale names {', '.join(unmatched)}, which matches no trained parameter of "
-                              f"{self.config.model} in stage {self.config.stage!r}")
+            raise ConfigError(f"learning_rate_scale names {', '.join(unmatched)}, which matches no trained "
+                              f"parameter of {self.config.model} in stage {self.config.stage!r}")
         factors: dict[float, list] = {1.0: []}
         for name, parameter in main_named:
             prefix = max((k for k in scales if name.startswith(k)), key=len, default=None)
@@ -565,7 +565,8 @@ class Trainer:
             "last_validation": {k: v for k, v in validations[-1].items() if k == "step" or k.startswith("val_")}
             if validations else None,
             "wall_s": round(self.wall_s, 1),
-            "data": "vidcodec.train.synthetic.random_clip (scikit-image photos with synthetic motion, lavfi sources), split=train",
+            "data": "vidcodec.train.synthetic.random_clip (scikit-image photos with synthetic motion, lavfi sources), "
+                    "split=train",
             "data_recipe": DATA_RECIPE_VERSION,
             "clip_mix": self.config.clip_mix or CLIP_MIX,
             # Every stage that led to these weights, oldest first (this run last).
