@@ -48,6 +48,18 @@ def test_a_run_writes_rows_tables_and_plots_and_a_rerun_recodes_nothing(images, 
     assert (out / "results.csv").read_text().splitlines() == rows
 
 
+def test_missing_weights_give_one_error_line_not_a_traceback(images, tmp_path, capsys):
+    """Issue 35: --weights naming no checkpoints ended in a NameError traceback (ConfigError unimported)."""
+    dataset, _ = images
+    out = tmp_path / "run"
+    argv = ["eval-images", "--dataset", str(dataset), "--model", "mbt2018-mean", "--weights", str(tmp_path / "nowhere"),
+            "--qualities", "1", "--out", str(out), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --weights ") and "mbt2018-mean-q1.pt" in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
 def test_a_changed_picture_is_coded_again(images, tmp_path):
     dataset, weights = images
     request = ImageEvalRequest(dataset=dataset, configs=["baseline"], qualities=[1], out_dir=tmp_path / "run",
