@@ -95,7 +95,12 @@ def _origin(height: int, width: int, margin: int, columns: int) -> torch.Tensor:
 def _per_pixel(per_block: torch.Tensor, block: int, height: int, width: int) -> torch.Tensor:
     """(N,Hb,Wb) -> (N,H,W): each block's value on its pixels; blocks past the edges cut, pixels past
     the last block (a search picture padded further) take the last block's value."""
-    expanded = per_block.repeat_interleave(block, dim=-2).repeat_interleave(block, dim=-1)
+    if block == 1:
+        expanded = per_block
+    else:  # each value repeated over its block (a view, then one copy: faster than repeat_interleave)
+        *lead, rows, cols = per_block.shape
+        expanded = per_block.view(*lead, rows, 1, cols, 1).expand(*lead, rows, block, cols, block) \
+            .reshape(*lead, rows * block, cols * block)
     if expanded.shape[-2] < height:
         extra = expanded[..., -1:, :].expand(*expanded.shape[:-2], height - expanded.shape[-2], expanded.shape[-1])
         expanded = torch.cat((expanded, extra), dim=-2)
@@ -134,14 +139,24 @@ class PhaseStack:
 
 def _block_sse(x: torch.Tensor, candidate: torch.Tensor, block: int) -> torch.Tensor:
     """Sum of squared errors per block, (N, H/block, W/block); x and candidate (N,1,H,W)."""
-    return F.avg_pool2d((x - candidate) ** 2, block)[:, 0] * (block * block)
+    return F.avg_pool2d(torch.square(x - candidate), block)[:, 0] * (block * block)
 
 
 def vector_bits(difference: torch.Tensor) -> torch.Tensor:
     """Estimated bits of motion vector differences (N,2,...) in quarter pels, summed over x and y: about
     what a two-sided geometric law of a smooth field costs (0 -> ~0.2 bit, +-1 -> ~3, +-4 -> ~6)."""
-    magnitude = difference.abs().to(torch.float32)
-    return torch.where(magnitude == 0, 0.2, 2.0 + 2.0 * torch.log2(magnitude + 1.0)).sum(dim=1)
+    magnitude = difference.abs()
+    if magnitude.numel() and int(magnitude.max()) < len(_VECTOR_BITS):  # the search's usual case: a lookup
+        return _VECTOR_BITS[magnitude].sum(dim=1)
+    return _bits_of_magnitude(magnitude.to(torch.float32)).sum(dim=1)
+
+
+def _bits_of_magnitude(magnitude: torch.Tensor) -> torch.Tensor:
+    return torch.where(magnitude == 0, 0.2, 2.0 + 2.0 * torch.log2(magnitude + 1.0))
+
+
+# vector_bits of every magnitude up to 1023 quarter pels, computed as vector_bits computes larger ones
+_VECTOR_BITS = _bits_of_magnitude(torch.arange(1024, dtype=torch.float32))
 
 
 def _smoothness_bits(candidate: torch.Tensor, field: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
