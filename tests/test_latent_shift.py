@@ -210,6 +210,27 @@ def test_codec_rejects_shift_indexes_that_do_not_fit_the_stream(codec_and_frames
         codec.attach_tools(CodingTools())
 
 
+def test_a_frame_whose_steps_are_all_zero_carries_no_shift_index_and_decodes_the_same(codec_and_frames):
+    codec, frames, _ = codec_and_frames
+    settings = ShiftSettings(groups=2)
+    codec.attach_tools(CodingTools(shift=settings))
+    try:
+        zero, other = settings.zero_index, len(settings.candidates) - 1  # other: the largest step
+        assert codec.header_shift_indexes((zero, zero)) == ()  # costs what a frame without the shift costs
+        assert codec.header_shift_indexes((zero, other)) == (zero, other)
+        assert codec.header_shift_indexes(()) == ()
+        reference = codec.encode_intra(frames[0]).x_hat
+        inter = codec.encode_inter(frames[1], reference)
+        with_zeros, _ = codec.decode_inter(inter.parts, reference, (128, 128), inter.entropy_hash, (zero, zero))
+        without, _ = codec.decode_inter(inter.parts, reference, (128, 128), inter.entropy_hash, ())
+        assert torch.equal(with_zeros, without)
+        shifted_picture, _ = codec.decode_inter(inter.parts, reference, (128, 128), inter.entropy_hash,
+                                                (other, other))
+        assert not torch.equal(shifted_picture, without)  # the indexes do reach the picture when present
+    finally:
+        codec.attach_tools(CodingTools())
+
+
 def test_each_sequence_starts_without_the_last_ones_shift_memory(codec_and_frames):
     from vidcodec.bitstream.syntax import ModelRef, SequenceHeader
     from vidcodec.encoder import Encoder

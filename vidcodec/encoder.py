@@ -47,12 +47,14 @@ class Encoder:
         picture = self.picture
         x_padded = picture.pad(x)
         if plan.frame_type == FrameType.INTRA:
+            codec = self.intra_codec
             coded = self.intra_codec.encode_intra(x_padded, picture)
             with torch.no_grad():  # the state is data, not a graph through the weights
                 self._state = self.inter_codec.start_state(coded.x_hat)
         else:
             if self._state is None:
                 raise RuntimeError(f"poc {poc} is a P-frame but no reference was coded before it")
+            codec = self.inter_codec
             coded = self.inter_codec.encode_inter(x_padded, self._state, picture)
             self._state = coded.state
         frame_type = plan.frame_type.value
@@ -61,7 +63,7 @@ class Encoder:
             frame_type=frame_type,
             sequence_id=self.sequence_id,
             entropy_hash=coded.entropy_hash,
-            shift_indexes=coded.shift_indexes,
+            shift_indexes=codec.header_shift_indexes(coded.shift_indexes),
             part_lengths=tuple(len(part) for part in coded.parts),
         )
         return Packet(

@@ -51,7 +51,8 @@ Layout (all integers little-endian):
                               is systematic (other weights, threads or floating point) and repeats on
                               every following frame, so 16 bits miss it with probability 2^-16 per frame
     shift_indexes    only when bit 5 is set: u8 count (>= 1) + u8 x count, per channel group the index
-                              of its step in shift_candidates
+                              of its step in shift_candidates. Bit 5 clear with the shift on: every
+                              step is zero (the encoder drops all-zero indexes; FrameCodec.header_shift_indexes)
     part_lengths     varint x (number of parts - 1); the last part runs up to the CRC
     payload          the entropy-coded parts in order
     crc32            u32      over the 4-byte sequence_id followed by everything before it
