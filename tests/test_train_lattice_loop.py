@@ -134,6 +134,24 @@ def test_trainer_fine_tunes_with_the_lattice_and_records_it(tmp_path):
             TrainConfig(**{**tiny, **bad}).validate()
 
 
+def test_a_run_saved_under_a_lattice_alias_resumes_under_the_quantizer_name(tmp_path):
+    """Runs saved before quant/registry.py hold the lattice as written ("a3*"); it is the same
+    quantizer as "oct", so resuming must not refuse the run as started otherwise."""
+    from vidcodec.train.trainer import TrainConfig, Trainer
+
+    tiny = dict(model_config={"mid_planes": 8, "latent_planes": 8, "flow_in_pixels": True}, batch_size=1,
+                clip_frames=2, crop=128, validation_clips=1, log_every=1, validate_every=2, num_threads=1,
+                data_workers=0, lattice_samples=16, steps=2)
+    run = tmp_path / "run"
+    Trainer(TrainConfig(lattice="oct", **tiny), run).run(progress=False, max_steps=1)
+    state = torch.load(run / "last.pt", weights_only=False)
+    state["config"]["lattice"] = "a3*"
+    torch.save(state, run / "last.pt")
+    assert Trainer(TrainConfig(lattice="oct", **tiny), run).step == 1
+    with pytest.raises(ConfigError, match="lattice: run has 'oct', asked 'hex'"):
+        Trainer(TrainConfig(lattice="hex", **tiny), run)
+
+
 def test_a_model_with_nothing_to_train_with_the_lattice_is_refused():
     factorized = build_model("bmshj2018-factorized", N=16, M=16)
     with pytest.raises(ConfigError, match="no latent of this model is in the lattice scope 'residual'"):

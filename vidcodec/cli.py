@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vidcodec.config import DEFAULT_IMAGE_MODEL
+from vidcodec.quant.registry import LATTICE_QUANTIZER_NAMES, QUANTIZER_NAMES
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -70,8 +71,8 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--intra-period", type=int, help="I-frame period; -1 = first frame only")
     parser.add_argument("--threads", type=int, dest="num_threads", help="torch threads for coding")
     parser.add_argument("--pad-margin", type=int, help="replicated pixels around the picture (default 8)")
-    parser.add_argument("--quant", choices=("sq", "hex", "oct", "d4", "e8"),
-                        help="quantizer of P-frame residual latents (default sq)")
+    parser.add_argument("--quant", choices=QUANTIZER_NAMES,
+                        help="quantizer of P-frame residual latents (default sq; quant/registry.py)")
     parser.add_argument("--quant-scope", choices=("residual", "residual+motion", "all"),
                         help="latents the lattice quantizer applies to (default residual; ablations)")
     parser.add_argument("--latent-shift", action="store_true", default=None,
@@ -233,8 +234,8 @@ def add_encode_image_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--checkpoint", help="local checkpoint file")
     parser.add_argument("--pretrained", action="store_true", default=None, help="CompressAI zoo weights")
     parser.add_argument("--threads", type=int, dest="num_threads", help="torch threads for coding")
-    parser.add_argument("--quant", choices=("sq", "hex", "oct", "d4", "e8"),
-                        help="quantizer of the latent (default sq)")
+    parser.add_argument("--quant", choices=QUANTIZER_NAMES,
+                        help="quantizer of the latent (default sq; quant/registry.py)")
     parser.add_argument("--latent-shift", action="store_true", default=None,
                         help="shift the decoded latent along the entropy gradient (seed 000, section 4)")
     parser.add_argument("--shift-search", choices=("fast", "brute"), help="encoder step search (default fast)")
@@ -337,7 +338,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip-mix", metavar="SOURCE=FRACTION,...",
                         help="fraction of training clips per source, e.g. photo=0.65,dead_leaves=0.35 "
                              "(overrides the config's)")
-    parser.add_argument("--lattice", help="fine-tune with this lattice in the loop (e.g. oct, hex; see --quant)")
+    parser.add_argument("--lattice", help="fine-tune with this lattice quantizer in the loop: "
+                                          f"{', '.join(LATTICE_QUANTIZER_NAMES)} (see --quant)")
     parser.add_argument("--data-workers", type=int,
                         help="processes making clips ahead of the trainer (overrides the config's)")
     parser.add_argument("--out", type=Path, required=True, help="run directory (resumed when it has last.pt)")

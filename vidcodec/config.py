@@ -10,16 +10,8 @@ import yaml
 
 from vidcodec.errors import ConfigError
 from vidcodec.latent_refinement import DEFAULT_ITERATIONS, DEFAULT_LEARNING_RATE, RefineSettings
-from vidcodec.tools import (
-    DEFAULT_CANDIDATES,
-    QUANT_SCOPES,
-    QUANTIZER_LATTICES,
-    QUANTIZERS,
-    SHIFT_SCOPES,
-    CodingTools,
-    ShiftSettings,
-    roles_mask,
-)
+from vidcodec.quant.registry import QUANTIZER_NAMES, QUANTIZERS, find_quantizer
+from vidcodec.tools import DEFAULT_CANDIDATES, QUANT_SCOPES, SHIFT_SCOPES, CodingTools, ShiftSettings, roles_mask
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
@@ -44,6 +36,8 @@ class CodecConfig:
     intra_period: int = 8
     num_threads: int = 2
     pad_margin: int = 8  # io.color.picture_box: replicated pixels around the picture (header: u8)
+    # quant/registry.py's canonical name, which the stream's header stores: an alias such as "a3*"
+    # is turned into it ("oct").
     quant: str = "sq"
     quant_scope: str = "residual"  # tools.QUANT_SCOPES: roles of the latents the lattice codes (ablations)
     latent_shift: bool = False
@@ -59,6 +53,11 @@ class CodecConfig:
     refine_lambda: float | None = None
     verify: bool = True
     ms_ssim: bool = True  # measure MS-SSIM for rd.jsonl (costly at large sizes)
+
+    def __post_init__(self) -> None:
+        quantizer = find_quantizer(self.quant)
+        if quantizer is not None:  # an unknown name is left for validate() to report
+            object.__setattr__(self, "quant", quantizer.name)
 
     def validate(self) -> CodecConfig:
         from vidcodec.models.registry import MODELS
@@ -78,8 +77,8 @@ class CodecConfig:
             problems.append(f"num_threads={self.num_threads} (expected 1..{MAX_THREADS})")
         if not isinstance(self.pad_margin, int) or not 0 <= self.pad_margin <= 64:
             problems.append(f"pad_margin={self.pad_margin} (expected 0..64)")
-        if self.quant not in QUANTIZERS:
-            problems.append(f"quant='{self.quant}' (expected one of {', '.join(QUANTIZERS)})")
+        if self.quant not in QUANTIZER_NAMES:
+            problems.append(f"quant='{self.quant}' (expected one of {', '.join(QUANTIZER_NAMES)})")
         if self.quant_scope not in QUANT_SCOPES:
             problems.append(f"quant_scope='{self.quant_scope}' (expected one of {', '.join(QUANT_SCOPES)})")
         if self.latent_shift_scope not in SHIFT_SCOPES:
@@ -130,7 +129,7 @@ class CodecConfig:
         return (self.intra_model, self.intra_quality, self.intra_checkpoint) != (None, None, None)
 
     def coding_tools(self, cache=None) -> CodingTools:
-        return CodingTools(lattice=QUANTIZER_LATTICES[self.quant], quant_roles=QUANT_SCOPES[self.quant_scope],
+        return CodingTools(lattice=QUANTIZERS[self.quant].lattice, quant_roles=QUANT_SCOPES[self.quant_scope],
                            shift=self.shift_settings(), cache=cache, refine=self.refine_settings())
 
     def to_dict(self) -> dict:

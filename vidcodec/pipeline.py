@@ -42,8 +42,9 @@ from vidcodec.io.color import rgb_to_yuv420, yuv420_to_rgb
 from vidcodec.io.output_paths import check_output_dir, check_output_file, is_within, staged_file, staged_output
 from vidcodec.io.yuv import SequenceGeometry, YuvReader, YuvWriter, check_frame_count
 from vidcodec.models.registry import MODELS, LoadedModel, load_model, shipped_weights_file
+from vidcodec.quant.registry import QUANTIZER_NAMES, QUANTIZERS
 from vidcodec.rd_log import measured_frame_record, summarize, write_rd_files
-from vidcodec.tools import QUANT_SCOPES, QUANTIZER_LATTICES, CodingTools, ShiftSettings
+from vidcodec.tools import QUANT_SCOPES, CodingTools, ShiftSettings
 
 HEADER_NAME = "sequence.hdr"
 FRAMES_DIR = "frames"
@@ -239,7 +240,7 @@ def sequence_header(config: CodecConfig, models: CodecModels, geometry: Sequence
                     num_frames: int, stream_nonce: bytes | None = None) -> SequenceHeader:
     """The sequence header of a stream coded with ``config`` and ``models``; ``stream_nonce``: see
     content_nonce (None: a random one)."""
-    lattice_name = QUANTIZER_LATTICES[config.quant]
+    lattice_name = QUANTIZERS[config.quant].lattice
     shift = config.shift_settings()
     return SequenceHeader(
         width=geometry.width,
@@ -388,10 +389,11 @@ def load_models_for_stream(header: SequenceHeader, checkpoint: Path | None = Non
 def stream_tools(header: SequenceHeader) -> CodingTools:
     """The coding tools the stream was made with (quantizer, latent shift), refusing tables this
     build cannot reproduce."""
-    if header.quantizer not in QUANTIZER_LATTICES:
+    # Canonical names only: the field is syntax, an alias ("a3*") in it is a foreign stream.
+    if header.quantizer not in QUANTIZER_NAMES:
         raise BitstreamError(f"sequence.hdr: unknown quantizer '{header.quantizer}' "
-                             f"(this decoder knows {', '.join(QUANTIZER_LATTICES)})")
-    lattice_name = QUANTIZER_LATTICES[header.quantizer]
+                             f"(this decoder knows {', '.join(QUANTIZER_NAMES)})")
+    lattice_name = QUANTIZERS[header.quantizer].lattice
     scope = coding_scope(header.quant_params) if lattice_name else "residual"  # None: reported below
     expected = coding_parameters(lattice_name, scope) if lattice_name and scope in QUANT_SCOPES else b""
     if header.quant_params != expected:

@@ -16,6 +16,7 @@ import numpy as np
 
 from vidcodec.bitstream.syntax import DEFAULT_SHIFT_CANDIDATES
 from vidcodec.errors import ConfigError
+from vidcodec.quant.registry import lattice_key
 
 # intra: the I-frame latent; motion: motion latent of a motion-compensated P-frame; residual: its
 # residual latent; contextual: the latent of a conditional P-frame codec (DCVC-style).
@@ -23,10 +24,7 @@ ROLES = ("intra", "motion", "residual", "contextual")
 # The P-frame's main latent, whatever the family: what the paper's tools act on.
 P_FRAME_MAIN = frozenset({"residual", "contextual"})
 
-# Quantizer -> lattice (None = scalar rounding). d4 and e8 are experimental: their tables are built
-# by quasi-Monte Carlo and only small scales are lattice-coded.
-QUANTIZER_LATTICES = {"sq": None, "hex": "a2", "oct": "a3*", "d4": "d4", "e8": "e8"}
-QUANTIZERS = tuple(QUANTIZER_LATTICES)
+# The quantizers and their lattices: quant/registry.py.
 # Latents the lattice codes (ablations): the paper's scope, then wider ones.
 QUANT_SCOPES: dict[str, frozenset[str]] = {
     "residual": P_FRAME_MAIN,
@@ -111,7 +109,8 @@ class ShiftSettings:
 class CodingTools:
     """What a codec codes with beyond its own weights (FrameCodec.attach_tools).
 
-    lattice: lattice name ("a2", "a3*", ...) for the latents of quant_roles; None = rounding.
+    lattice: lattice key (quant/registry.py: "a2", "a3*", ...; any spelling of a lattice quantizer
+        is turned into its key) for the latents of quant_roles; None = rounding.
     shift: the latent shift, None = off. cache: lattice TableCache (None: the default one).
     refine: encoder-side refinement of every latent (latent_refinement.RefineSettings), None = off;
     encoder only, no syntax."""
@@ -121,3 +120,9 @@ class CodingTools:
     shift: ShiftSettings | None = None
     cache: object = None
     refine: object = None
+
+    def __post_init__(self) -> None:
+        # One key per lattice: the PMF tables are cached under it, so "oct" and "a3*" must not
+        # build the same tables twice.
+        if self.lattice is not None:
+            object.__setattr__(self, "lattice", lattice_key(self.lattice))

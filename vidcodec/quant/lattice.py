@@ -27,26 +27,11 @@ Inputs must stay well inside float64's integer range (|x| < 2^50).
 from __future__ import annotations
 
 import math
-from typing import Protocol
 
 import numpy as np
 import torch
 
-
-class NearestPointLattice(Protocol):
-    """What code needs from a lattice to quantize with it and measure it: `Lattice` here and
-    quant/leech.py's LeechLattice (which has no `points_within`) both provide this."""
-
-    name: str
-    dim: int
-    generator: torch.Tensor  # (dim, dim) float64, rows = basis vectors, |det| = 1
-    nsm_theory: float
-
-    def nearest_point(self, x: torch.Tensor) -> torch.Tensor: ...
-    def quantize_coords(self, x: torch.Tensor) -> torch.Tensor: ...
-    def from_coords(self, coords: torch.Tensor) -> torch.Tensor: ...
-    def to_coords(self, points: torch.Tensor) -> torch.Tensor: ...
-    def to_cell(self, unit_points: torch.Tensor) -> torch.Tensor: ...
+from vidcodec.quant.registry import lattice_key, lattice_spellings
 
 
 class Lattice:
@@ -264,10 +249,8 @@ NSM_THEORY = {
     "A3*": 19 / (192 * 2 ** (1 / 3)),  # 0.0785433
     "D4": 13 / (120 * math.sqrt(2)),  # 0.0766032
     "E8": 929 / 12960,  # 0.0716821
-    # Not a closed form: the estimate the literature quotes (SPLAG ch. 2), to 4 significant digits.
-    "Leech": 0.06577,
 }
-_NAMES = "z1..z8, a2/hex, a3*/bcc/oct, d4, e8"
+_NAMES = "z1..z8, " + lattice_spellings()  # quant/registry.py: each lattice with its aliases
 
 
 def get_lattice(name: str) -> Lattice:
@@ -275,16 +258,16 @@ def get_lattice(name: str) -> Lattice:
     Lattice; ValueError naming the known lattices otherwise. Generators (hence coordinates, which
     appear in bitstreams) are fixed: Z^n identity, A2 (1,0),(1/2,sqrt3/2), A3* e1,e2,(1/2)^3, D4
     and E8 as in Conway & Sloane, each times |det|^(-1/dim)."""
-    key = name.strip().lower()
+    key = lattice_key(name)  # aliases from quant/registry.py: "hex" -> "a2", "oct" -> "a3*"
     if key.startswith("z") and key[1:].isdigit() and 1 <= int(key[1:]) <= 8:
         n = int(key[1:])
         identity = torch.eye(n, dtype=torch.float64).tolist()
         return Lattice(f"Z{n}", identity, [1.0] * n, [[0.0] * n], False, NSM_THEORY["Z"])
-    if key in ("a2", "hex"):
+    if key == "a2":
         # A2 = rectangular grid Z x sqrt3 Z plus its shift by (1/2, sqrt3/2).
         return Lattice("A2", [[1.0, 0.0], [0.5, math.sqrt(3.0) / 2]], [1.0, math.sqrt(3.0)],
                        [[0.0, 0.0], [0.5, 0.5]], False, NSM_THEORY["A2"])
-    if key in ("a3*", "bcc", "oct"):
+    if key == "a3*":
         return Lattice("A3*", [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.5]], [1.0] * 3,
                        [[0.0] * 3, [0.5] * 3], False, NSM_THEORY["A3*"])
     if key == "d4":
@@ -294,7 +277,7 @@ def get_lattice(name: str) -> Lattice:
     raise ValueError(f"unknown lattice {name!r} (known: {_NAMES})")
 
 
-def normalized_second_moment(lattice: NearestPointLattice, num_samples: int = 200_000, seed: int = 0) -> float:
+def normalized_second_moment(lattice: Lattice, num_samples: int = 200_000, seed: int = 0) -> float:
     """Monte Carlo G = E||x - Q(x)||^2 / (dim V^(2/dim)), V = 1, for x uniform over one fundamental
     parallelepiped: it tiles space, so x - Q(x) is uniform over the Voronoi cell of the origin.
 

@@ -38,7 +38,7 @@ from compressai.entropy_models import EntropyBottleneck
 
 from vidcodec.errors import ConfigError
 from vidcodec.models.registry import MODELS, build_model, save_checkpoint
-from vidcodec.quant.lattice import get_lattice
+from vidcodec.quant.registry import QUANTIZERS, find_quantizer, get_lattice_quantizer
 from vidcodec.tools import QUANT_SCOPES
 from vidcodec.train.batches import BatchPrefetcher, BatchSpec
 from vidcodec.train.curriculum import STAGES, frame_count_problem, get_stage
@@ -102,9 +102,10 @@ class TrainConfig:
     # before training: a head start, e.g. mbt2018-mean-small's analysis and synthesis transforms (g_a,
     # g_s: CompressAI's same modules at the same widths) from a trained bmshj2018-factorized-small.
     warm_start_from: str | None = None
-    # Lattice in the loop (lattice_loop.py): e.g. "a3*" trains the hyperpriors of lattice_scope with
-    # straight-through lattice points for the decoder and lattice-cell noise for the entropy model,
-    # cell probabilities estimated from lattice_samples quasi-Monte-Carlo points. None: rounding.
+    # Lattice quantizer in the loop (lattice_loop.py), named as --quant names it (quant/registry.py;
+    # an alias such as "a3*" is turned into the name, "oct"): trains the hyperpriors of lattice_scope
+    # with straight-through lattice points for the decoder and lattice-cell noise for the entropy
+    # model, cell probabilities estimated from lattice_samples quasi-Monte-Carlo points. None: rounding.
     lattice: str | None = None
     lattice_scope: str = "residual"
     lattice_samples: int = 256
@@ -112,6 +113,9 @@ class TrainConfig:
     # whose reconstruction replaces frame 0 of every clip in the stages where frame 0 is only the
     # reference (pairs, p-chains): frozen, in eval mode (rounded latents, as when coding).
     reference_codec: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lattice", _quantizer_name(self.lattice))
 
     def validate(self) -> TrainConfig:
         problems = []
@@ -159,9 +163,9 @@ class TrainConfig:
                 f"you will code with", stacklevel=2)
         if self.lattice is not None:
             try:
-                get_lattice(self.lattice)
-            except ValueError as error:
-                problems.append(f"lattice: {error}")
+                get_lattice_quantizer(self.lattice, "lattice")
+            except ConfigError as error:
+                problems.append(str(error))
             if self.lattice_scope not in QUANT_SCOPES:
                 problems.append(f"lattice_scope={self.lattice_scope!r} (expected one of {', '.join(QUANT_SCOPES)})")
             if self.lattice_samples < 1:
@@ -169,6 +173,13 @@ class TrainConfig:
         if problems:
             raise ConfigError("invalid training config: " + "; ".join(problems))
         return self
+
+
+def _quantizer_name(lattice):
+    """The canonical name of a spelling of a lattice quantizer; anything else unchanged (for
+    validate() to report)."""
+    quantizer = find_quantizer(lattice) if lattice is not None else None
+    return quantizer.name if quantizer is not None and quantizer.lattice is not None else lattice
 
 
 def load_train_config(path: Path | None, overrides: dict) -> TrainConfig:
@@ -288,7 +299,8 @@ class Trainer:
             self._warm_start(config.warm_start_from)
         self.reference_codec = self._load_reference_codec(config.reference_codec) if config.reference_codec else None
         if config.lattice is not None:
-            install_lattice_in_the_loop(self.model, config.lattice, config.lattice_scope, config.lattice_samples)
+            install_lattice_in_the_loop(self.model, QUANTIZERS[config.lattice].lattice, config.lattice_scope,
+                                        config.lattice_samples)
         self.model.to(self.ctx.device)
         self.model.train()
         # The entropy bottlenecks' quantiles are fitted by the auxiliary loss alone; keeping them out
@@ -418,7 +430,9 @@ class Trainer:
                 f"{self.state_path} was written with world_size={saved_world_size} (training processes) and this "
                 f"run has world_size={self.ctx.world_size}: resume it {how}, or train into a new --out directory"
             )
-        saved_config = state.get("config", {})
+        saved_config = dict(state.get("config", {}))
+        if "lattice" in saved_config:  # runs saved before quant/registry.py may name it "a3*"
+            saved_config["lattice"] = _quantizer_name(saved_config["lattice"])
         changed = [key for key in RUN_IDENTITY_KEYS
                    if key in saved_config and saved_config[key] != asdict(self.config)[key]]
         if changed:
