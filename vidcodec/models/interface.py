@@ -226,8 +226,20 @@ class FrameCodec(ABC):
         except (ValueError, RuntimeError) as error:
             raise BitstreamError(f"{role} z could not be decoded: {error}") from None
 
+    def header_shift_indexes(self, shift_indexes: tuple[int, ...]) -> tuple[int, ...]:
+        """The shift indexes a frame header carries for a frame this codec coded with ``shift_indexes``:
+        none when every chosen step is zero. The decoder then shifts nothing, which is what those steps
+        do, so a frame the shift does not help costs what it costs without --latent-shift (the header's
+        flag bit says whether indexes follow)."""
+        if shift_indexes and all(self.tools.shift.candidates[index] == 0.0 for index in shift_indexes):
+            return ()
+        return shift_indexes
+
     def check_shift_indexes(self, shift_indexes: tuple[int, ...], roles: tuple[str, ...]) -> None:
-        """Refuse a frame header whose shift indexes do not fit the latents of ``roles`` it codes."""
+        """Refuse a frame header whose shift indexes do not fit the latents of ``roles`` it codes. None
+        at all is always valid: every step zero (header_shift_indexes)."""
+        if not shift_indexes:
+            return
         expected = sum(self.tools.shift.groups for role in roles if self.shifts(role))
         if len(shift_indexes) != expected:
             raise BitstreamError(f"frame header holds {len(shift_indexes)} shift indexes, expected {expected}")
@@ -239,10 +251,10 @@ class FrameCodec(ABC):
     def decode_latent(self, role: str, y_bytes: bytes, params: EntropyParameters,
                       shift_indexes: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
         """y_hat of ``role`` (shifted when the role is), and the shift indexes left for the latents
-        after it (check_shift_indexes first)."""
+        after it (check_shift_indexes first). No indexes: no shift (header_shift_indexes)."""
         coder = self.latent_coders[role]
         y_hat = coder.decode_main(y_bytes, params)
-        if not self.shifts(role):
+        if not self.shifts(role) or not shift_indexes:
             return y_hat, shift_indexes
         settings = self.tools.shift
         mine, rest = shift_indexes[:settings.groups], shift_indexes[settings.groups:]
