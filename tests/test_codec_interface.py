@@ -7,6 +7,7 @@ codec whose decoded state is a feature tensor (tests/toy_feature_codec.py):
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +63,12 @@ def test_a_feature_state_codec_round_trips_with_oct_and_the_latent_shift(toy, tm
     decode_sequence(tmp_path / "oct", tmp_path / "decoded.yuv", checkpoint=checkpoint, progress=False)
     assert (tmp_path / "decoded.yuv").read_bytes() == recon.read_bytes()
     frames = frame_headers_and_parts(tmp_path / "oct")
-    # The shift attached to the contextual latent (one index per P-frame), not to the intra one.
-    assert [len(header.shift_indexes) for header, _ in frames] == [0, 1, 1, 1]
+    # The shift attached to the contextual latent (one step per P-frame), not to the intra one; a
+    # frame header carries the step's index unless it is zero (FrameCodec.header_shift_indexes).
+    records = [json.loads(line) for line in (tmp_path / "oct" / "rd.jsonl").read_text().splitlines()]
+    assert [record["rho"] is None for record in records] == [True, False, False, False]
+    assert [len(header.shift_indexes) for header, _ in frames] == [0] + [
+        0 if record["rho"] == [0.0] else 1 for record in records[1:]]
     # Oct-Quant coded the contextual latents alone: the I-frame is the same as with rounding.
     encode(sequence, tmp_path / "sq", model="toy-feature", checkpoint=str(checkpoint), quant="sq")
     rounded = frame_headers_and_parts(tmp_path / "sq")
