@@ -26,9 +26,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from vidcodec.config import resolve_intra_model
 from vidcodec.io.color import yuv420_to_rgb
 from vidcodec.io.yuv import YuvReader
-from vidcodec.models.registry import default_intra_model, load_model
+from vidcodec.models.registry import load_model
 
 
 def p_frame_cost(codec, reference: torch.Tensor, frame: torch.Tensor) -> tuple[float, float]:
@@ -100,7 +101,7 @@ def main() -> None:
     for quality in qualities:
         checkpoint = args.checkpoint_template.format(q=quality) if args.checkpoint_template else None
         codec = load_model(args.model, quality=None if checkpoint else quality, checkpoint=checkpoint).codec.eval()
-        intra_id = default_intra_model(args.model, own_weights=False) or args.model
+        intra_id = resolve_intra_model(args.model) or args.model
         intra = load_model(intra_id, quality=quality).codec.eval()
         multiple = max(codec.crop_multiple, intra.crop_multiple)
         for path in args.sequences:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from vidcodec.config import CodecConfig, with_default_intra
+from vidcodec.config import CodecConfig
 from vidcodec.encoder import Encoder
 from vidcodec.io.color import yuv420_to_rgb
 from vidcodec.io.yuv import YuvReader
@@ -33,8 +33,8 @@ def sweep(models, sequence: Path, quality: int, frames: int, intra_period: int, 
           iterations: int) -> tuple[list[tuple[str, tuple[float, ...]]], float]:
     """[(frame type, costs of every iterate)] of each refined latent, and the seconds per step; ``models``
     from pipeline.load_models (loaded once for all learning rates)."""
-    config = with_default_intra(CodecConfig(quality=quality, intra_period=intra_period, refine_iterations=iterations,
-                                            refine_learning_rate=learning_rate)).validate()
+    config = CodecConfig(quality=quality, intra_period=intra_period, refine_iterations=iterations,
+                         refine_learning_rate=learning_rate).with_resolved_intra().validate()
     models.attach_tools(config.coding_tools())
     traces, start = [], time.perf_counter()
     with YuvReader(sequence) as reader:
@@ -61,7 +61,7 @@ def main() -> None:
     torch.set_num_threads(2)
     budgets = [int(b) for b in args.budgets.split(",") if int(b) <= args.iterations]
     rows = []
-    models = load_models(with_default_intra(CodecConfig(quality=args.quality)).validate())
+    models = load_models(CodecConfig(quality=args.quality).with_resolved_intra().validate())
     print(f"{args.sequence.name}, q{args.quality}, {args.frames} frames: mean best cost / cost of the analysis "
           "latent, by steps")
     print(f"{'lr':>7} {'type':>4} " + " ".join(f"{b:>6}" for b in budgets) + "   s/step")

@@ -261,17 +261,17 @@ def test_a_run_of_shipped_weights_names_the_registrys_intra_model_in_its_identit
     """Without --intra-model, shipped dcvc-small weights code their I-frames with mbt2018-mean-small's
     (models/registry.py); the run and each job record it with the file's hash. A weights directory
     codes its own."""
-    from vidcodec.eval.runner import plan_jobs, prepare_inputs, with_default_intra
+    from vidcodec.eval.runner import plan_jobs, prepare_inputs, with_resolved_intra
     from vidcodec.models.registry import shipped_checkpoint_path
 
-    shipped = with_default_intra(request(dataset, tmp_path / "run", model="dcvc-small", weights_dir=None))
+    shipped = with_resolved_intra(request(dataset, tmp_path / "run", model="dcvc-small", weights_dir=None))
     assert shipped.intra_model == "mbt2018-mean-small"
     [job] = [job for job in plan_jobs(shipped, prepare_inputs(shipped)) if job.key == "Cat/baseline/q2"]
     assert job.intra_model == "mbt2018-mean-small"
     assert job.intra_weights_sha256 == file_hash(shipped_checkpoint_path("mbt2018-mean-small", 2))
-    assert with_default_intra(request(dataset, tmp_path / "run")).intra_model is None
-    named = with_default_intra(request(dataset, tmp_path / "run", model="dcvc-small", weights_dir=None,
-                                       intra_model="dcvc-small"))
+    assert with_resolved_intra(request(dataset, tmp_path / "run")).intra_model is None
+    named = with_resolved_intra(request(dataset, tmp_path / "run", model="dcvc-small", weights_dir=None,
+                                        intra_model="dcvc-small"))
     assert named.intra_model == "dcvc-small"
 
 
@@ -296,17 +296,6 @@ def test_an_x265_intra_run_codes_its_i_frames_with_x265_and_its_qps_are_in_the_i
         spec, default_config={**spec.default_config, "qp_by_quality": [30, 29, 28, 27]}))
     after = [job.parameters() for job in plan_jobs(plan, prepare_inputs(plan))]
     assert before != after
-
-
-def test_the_model_defaults_to_the_one_the_weights_directory_holds(tmp_path):
-    from vidcodec.cli import model_of_weights_dir
-
-    assert model_of_weights_dir(None) is None
-    (tmp_path / "ssf-small-q1.pt").touch()
-    (tmp_path / "ssf-small-q2.pt").touch()
-    assert model_of_weights_dir(tmp_path) == "ssf-small"
-    (tmp_path / "mbt2018-mean-small-q1.pt").touch()
-    assert model_of_weights_dir(tmp_path) is None  # two models: the config's, as without --weights
 
 
 def test_intra_weights_code_the_i_frames_with_local_checkpoints_and_name_them(dataset, tmp_path):

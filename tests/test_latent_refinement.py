@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from vidcodec.cli import decode_main, encode_main
-from vidcodec.config import CodecConfig, with_default_intra
+from vidcodec.config import CodecConfig
 from vidcodec.errors import ConfigError
 from vidcodec.io.color import rgb_to_yuv420
 from vidcodec.io.yuv import SequenceGeometry, YuvWriter
@@ -107,8 +107,8 @@ def test_refined_p_frames_decode_bit_exactly():
 
 
 def test_each_model_refines_with_its_own_training_lambda():
-    config = with_default_intra(CodecConfig(model="dcvc-small", quality=3, intra_quality=2,
-                                            refine_iterations=2)).validate()
+    config = CodecConfig(model="dcvc-small", quality=3, intra_quality=2,
+                         refine_iterations=2).with_resolved_intra().validate()
     models = load_models(config)
     models.attach_tools(config.coding_tools())
     assert models.intra.codec.tools.refine.lmbda == pytest.approx(0.0035)

@@ -121,15 +121,6 @@ def model_of_checkpoint(checkpoint: str | Path | None) -> str | None:
     return checkpoint_model_id(checkpoint)
 
 
-def model_of_weights_dir(weights_dir: Path | None) -> str | None:
-    """--model's default with --weights DIR: the one model whose MODEL-qQ.pt files DIR holds (None when
-    it holds several or none: then the config's model)."""
-    if weights_dir is None:
-        return None
-    models = {path.name.rsplit("-q", 1)[0] for path in Path(weights_dir).glob("*-q*.pt")}
-    return models.pop() if len(models) == 1 else None
-
-
 def run_encode(args: argparse.Namespace) -> int:
     from vidcodec.config import load_config
     from vidcodec.io.yuv import YuvReader
@@ -444,6 +435,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
+    from vidcodec.config import model_in_weights_dir
     from vidcodec.eval.runner import EvalRequest, parse_qualities, run_eval
     from vidcodec.io.yuv import parse_size
 
@@ -453,9 +445,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
         sequences=[s.strip() for s in args.sequences.split(",")] if args.sequences else None,
         frames=args.frames, intra_period=args.intra_period,
         crop=parse_size(args.crop) if args.crop else None, downscale=args.downscale,
-        num_threads=args.num_threads, model=args.model or model_of_weights_dir(args.weights),
-        weights_dir=args.weights, intra_model=args.intra_model or model_of_weights_dir(args.intra_weights),
-        intra_weights_dir=args.intra_weights,
+        num_threads=args.num_threads, model=args.model or model_in_weights_dir(args.weights),
+        weights_dir=args.weights, intra_model=args.intra_model, intra_weights_dir=args.intra_weights,
         ray_address=args.ray_address, serial=args.serial, force=args.force, progress=not args.quiet,
     )
     outcome = run_eval(request)

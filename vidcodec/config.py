@@ -28,8 +28,8 @@ class CodecConfig:
     pretrained: bool = False
     # The I-frames' model when it is not ``model`` (None: the same model and weights; any intra
     # codec can start any inter codec, models/interface.py). Weights: intra_checkpoint, else the
-    # shipped intra_quality (default: quality). load_config fills it in for shipped weights
-    # (with_default_intra); naming ``model`` itself keeps its own I-frame path.
+    # shipped intra_quality (default: quality). load_config fills it in (resolve_intra_model: the
+    # registry's image codec for shipped weights); naming ``model`` itself keeps its own I-frame path.
     intra_model: str | None = None
     intra_quality: int | None = None
     intra_checkpoint: str | None = None
@@ -132,6 +132,12 @@ class CodecConfig:
         return CodingTools(lattice=QUANTIZERS[self.quant].lattice, quant_roles=QUANT_SCOPES[self.quant_scope],
                            shift=self.shift_settings(), cache=cache, refine=self.refine_settings())
 
+    def with_resolved_intra(self) -> CodecConfig:
+        """This config with intra_model as resolve_intra_model decides it from its own fields."""
+        intra_model = resolve_intra_model(self.model, checkpoint=self.checkpoint, pretrained=self.pretrained,
+                                          intra_model=self.intra_model, intra_checkpoint=self.intra_checkpoint)
+        return dataclasses.replace(self, intra_model=intra_model)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -159,15 +165,45 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     if unknown:
         raise ConfigError(f"config file {path}: unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return with_default_intra(CodecConfig(**values)).validate()
+    return CodecConfig(**values).with_resolved_intra().validate()
 
 
-def with_default_intra(config: CodecConfig) -> CodecConfig:
-    """``config`` with the registry's intra model for shipped weights (models/registry.py,
-    default_intra_model) when it names no I-frame model or checkpoint of its own."""
-    from vidcodec.models.registry import default_intra_model
+def model_in_weights_dir(weights_dir: str | Path | None) -> str | None:
+    """The one model whose MODEL-qQ.pt files ``weights_dir`` holds (None without a folder, or when it
+    holds several models or none)."""
+    if weights_dir is None:
+        return None
+    models = {path.name.rsplit("-q", 1)[0] for path in Path(weights_dir).glob("*-q*.pt")}
+    return models.pop() if len(models) == 1 else None
 
-    if config.intra_model is not None or config.intra_checkpoint is not None:
-        return config
-    own_weights = config.checkpoint is not None or config.pretrained
-    return dataclasses.replace(config, intra_model=default_intra_model(config.model, own_weights))
+
+def resolve_intra_model(model: str | None = None, *, checkpoint: str | Path | None = None,
+                        weights_dir: str | Path | None = None, pretrained: bool = False,
+                        intra_model: str | None = None, intra_checkpoint: str | Path | None = None,
+                        intra_weights_dir: str | Path | None = None) -> str | None:
+    """The model that codes the I-frames; None: ``model`` codes them itself. The one place this is
+    decided, for load_config (so the encoder, the pipeline and the scripts), the CLI and the
+    evaluation runner, whose jobs then carry the answer.
+
+    model: the P-frames' model (None: configs/default.yaml's). checkpoint, weights_dir, pretrained:
+    the P-frames' own weights (a file, a folder of MODEL-qQ.pt files, CompressAI's zoo), None / False
+    for the shipped ones. intra_model, intra_checkpoint, intra_weights_dir: what the user named for
+    the I-frames.
+
+    In order: a named intra model is kept; a folder of I-frame weights names the one model it holds;
+    an I-frame checkpoint of its own goes with ``model``; own P-frame weights code their own I-frames
+    (a checkpoint's I-frame path was trained with it); shipped weights take the image codec their
+    registry entry names (shipped_intra_model, measured better than their own I-frame paths).
+    """
+    from vidcodec.models.registry import MODELS
+
+    if intra_model is not None:
+        return intra_model
+    named_by_folder = model_in_weights_dir(intra_weights_dir)
+    if named_by_folder is not None:
+        return named_by_folder
+    own_weights = checkpoint is not None or weights_dir is not None or pretrained
+    if intra_checkpoint is not None or own_weights:
+        return None
+    spec = MODELS.get(model or load_config().model)
+    return spec.shipped_intra_model if spec is not None else None

@@ -163,7 +163,9 @@ def _remove_stale_partials(out_dir: Path) -> None:
 
 
 def job_config(job: Job):
-    """The CodecConfig a learned job codes with."""
+    """The CodecConfig a learned job codes with. Its I-frame model was decided by the runner
+    (config.resolve_intra_model); here it becomes the config's intra fields, with the file of an
+    --intra-weights folder or the job's rate point for shipped weights."""
     overrides = {**dict(job.setting.codec), "intra_period": job.intra_period, "num_threads": job.num_threads,
                  "model": job.model, "quality": job.quality}
     if job.weights_dir:

@@ -31,6 +31,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidcodec.config import resolve_intra_model
 from vidcodec.errors import ConfigError, OutputError
 from vidcodec.eval.jobs import Job, file_hash, intra_weights_file, load_setting, run_job, weights_file
 from vidcodec.eval.proxy import ProxySpec, write_proxy
@@ -70,8 +71,8 @@ class EvalRequest:
     num_threads: int = 2
     model: str | None = None
     weights_dir: Path | None = None
-    # I-frames by this model's shipped weights (same rate point); None: the registry's default for
-    # the shipped weights (models/registry.py, default_intra_model), filled in by run_eval
+    # I-frames by this model's shipped weights (same rate point); None: as config.resolve_intra_model
+    # decides (the registry's image codec for shipped weights), filled in by run_eval
     intra_model: str | None = None
     # {intra_model}-q{Q}.pt files for the I-frames instead of that model's shipped weights
     intra_weights_dir: Path | None = None
@@ -272,16 +273,12 @@ def _run_on_ray(jobs: list[Job], request: EvalRequest, report) -> None:
             stop_watchdog(watchdog)
 
 
-def with_default_intra(request: EvalRequest) -> EvalRequest:
-    """``request`` naming the I-frame model its jobs will use, so that the run's and each job's
-    identity record it: the registry's choice for shipped weights, none for a weights directory."""
-    from vidcodec.config import load_config
-    from vidcodec.models.registry import default_intra_model
-
-    if request.intra_model is not None:
-        return request
-    model = request.model or load_config().model
-    return dataclasses.replace(request, intra_model=default_intra_model(model, request.weights_dir is not None))
+def with_resolved_intra(request: EvalRequest) -> EvalRequest:
+    """``request`` naming the I-frame model its jobs will use (config.resolve_intra_model decides), so
+    that the run's and each job's identity record it."""
+    intra_model = resolve_intra_model(request.model, weights_dir=request.weights_dir, intra_model=request.intra_model,
+                                      intra_weights_dir=request.intra_weights_dir)
+    return dataclasses.replace(request, intra_model=intra_model)
 
 
 def check_intra_weights(request: EvalRequest) -> None:
@@ -311,7 +308,7 @@ def run_eval(request: EvalRequest) -> EvalOutcome:
         load_setting(name)  # unknown names fail before anything is written
     if request.intra_period == 0 or request.intra_period < -1:
         raise ConfigError(f"intra_period={request.intra_period} (expected -1 or >= 1)")
-    request = with_default_intra(request)
+    request = with_resolved_intra(request)
     check_intra_weights(request)
     load_dataset(request.dataset)  # a broken dataset file fails before anything is written
     _check_run_dir(request)

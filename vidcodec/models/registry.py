@@ -59,7 +59,8 @@ class ModelSpec:
     zoo_name: str | None = None  # CompressAI zoo architecture name, when the zoo has weights
     weightless: bool = False  # a traditional codec: built from its config and --quality alone
     # The I-frames' model when the shipped weights code a sequence and none is named (DCVC's design:
-    # a separate image codec for I-frames); its shipped rate point of the same quality.
+    # a separate image codec for I-frames); its shipped rate point of the same quality. Read by
+    # config.resolve_intra_model, the one place that decides the I-frames' model.
     shipped_intra_model: str | None = None
     # Shipped weights without a file of their own: builder.from_image_codec(the shipped weights of this
     # model at the same rate point, their training lambda), when vidcodec/weights/<id>-q<Q>.pt is absent.
@@ -159,14 +160,6 @@ MODELS: dict[str, ModelSpec] = {
         weightless=True,
     ),
 }
-
-
-def default_intra_model(model_id: str, own_weights: bool) -> str | None:
-    """The I-frames' model when none is named: for a video model's shipped weights, the image codec
-    its entry names (measured better on the stand-ins than their own I-frame paths, README); a
-    checkpoint, zoo weights or a weights directory of one's own code their own I-frames (None)."""
-    spec = MODELS.get(model_id)
-    return None if own_weights or spec is None else spec.shipped_intra_model
 
 
 @dataclass
