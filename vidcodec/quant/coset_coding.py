@@ -165,6 +165,11 @@ class CosetModel:
         self._offsets: list[int] = []
         self._coset_table = self._add_table(("coset",), 0, self._coset_pmf)
 
+    @property
+    def num_tables(self) -> int:
+        """CDF tables built so far (the coset table plus one per distinct coordinate context)."""
+        return len(self._cdfs)
+
     @staticmethod
     def _box_masses(sigma_grid: float, shift: float) -> tuple[int, np.ndarray]:
         """(first k, masses of [k + shift - 1/2, k + shift + 1/2] under N(0, sigma_grid^2))."""
