@@ -26,8 +26,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]' 2>&1 | { $(PIP_KNOWN_CONFLICT); }; exit $${PIPESTATUS[0]}
 	touch $(STAMP)
 
-$(DEMO_YUV): $(STAMP) scripts/make_sequences.py
-	$(BIN)/python scripts/make_sequences.py --demo
+$(DEMO_YUV): $(STAMP) scripts/data/make_sequences.py
+	$(BIN)/python scripts/data/make_sequences.py --demo
 
 demo: $(STAMP) $(DEMO_YUV)
 	$(BIN)/encode_sequence $(DEMO_YUV) --out out/demo --recon out/demo_recon.yuv --force

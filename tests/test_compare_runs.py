@@ -21,7 +21,7 @@ def run_dir(path: Path, qualities, rate_factor: float, configs=("baseline",)) ->
 
 
 def compare(*args):
-    return subprocess.run([sys.executable, str(REPO / "scripts" / "compare_runs.py"), *map(str, args)],
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "tools" / "compare_runs.py"), *map(str, args)],
                           capture_output=True, text=True)
 
 

@@ -1,4 +1,4 @@
-"""scripts/context_probe.py: a P-frame's bits against its previous frame and against itself."""
+"""scripts/probes/context_probe.py: a P-frame's bits against its previous frame and against itself."""
 
 import importlib.util
 from pathlib import Path
@@ -11,7 +11,7 @@ from vidcodec.io.yuv import SequenceGeometry, YuvWriter
 from vidcodec.models.registry import build_model
 
 REPO = Path(__file__).resolve().parent.parent
-SPEC = importlib.util.spec_from_file_location("context_probe", REPO / "scripts" / "context_probe.py")
+SPEC = importlib.util.spec_from_file_location("context_probe", REPO / "scripts" / "probes" / "context_probe.py")
 probe = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(probe)
 

@@ -90,7 +90,7 @@ def test_corrupted_payload_with_a_valid_crc_never_crashes(coded, poc):
 
 
 def test_a_pad_multiple_other_than_the_models_is_refused(coded):
-    """Found by scripts/fuzz_decoder.py: pad_multiple=60544 (then a multiple of SSF's 128) with a valid
+    """Found by scripts/tools/fuzz_decoder.py: pad_multiple=60544 (then a multiple of SSF's 128) with a valid
     CRC made the decoder work on 60544 x 60544 pictures for minutes instead of refusing the header."""
     decoder, _ = coded
     header = dataclasses.replace(decoder.header, pad_multiple=128 * 473)
@@ -100,7 +100,7 @@ def test_a_pad_multiple_other_than_the_models_is_refused(coded):
 
 
 def test_a_payload_that_decodes_to_non_finite_samples_is_refused(coded):
-    """Found by scripts/fuzz_decoder.py --image-codecs: a hostile factorized-prior payload whose
+    """Found by scripts/tools/fuzz_decoder.py --image-codecs: a hostile factorized-prior payload whose
     escape codes decode to enormous latents made the synthesis return NaN. Any such picture is
     refused, whatever the model (here the synthesis is made to overflow)."""
     decoder, packets = coded

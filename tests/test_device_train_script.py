@@ -1,4 +1,4 @@
-"""scripts/device_train.sh, run here on the CPU as a lent GPU machine would run it: the default ladder's
+"""scripts/train/device_train.sh, run here on the CPU as a lent GPU machine would run it: the default ladder's
 recipe (p-chains from the shipped weights against the shipped I-frames of each rate point) exports four
 checkpoints that record it, and a failure is an exit status, not a silent chunk."""
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "scripts" / "device_train.sh"
+SCRIPT = REPO / "scripts" / "train" / "device_train.sh"
 
 
 SCRIPT_VARIABLES = ("MODEL", "CONFIG", "REFERENCE_CODEC", "CLIP_MIX", "STEPS", "MAX_STEPS", "PYTHON", "RUNS_DIR", "OUT")

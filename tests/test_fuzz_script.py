@@ -1,4 +1,4 @@
-"""scripts/fuzz_decoder.py runs a campaign, counts every mutation kind and replays an input."""
+"""scripts/tools/fuzz_decoder.py runs a campaign, counts every mutation kind and replays an input."""
 
 import importlib.util
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fuzz_decoder.py"
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "tools" / "fuzz_decoder.py"
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""scripts/picture_ceiling.py: the least-squares bound of a rank-64 picture map."""
+"""scripts/probes/picture_ceiling.py: the least-squares bound of a rank-64 picture map."""
 
 import importlib.util
 from pathlib import Path
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parent.parent
-SPEC = importlib.util.spec_from_file_location("picture_ceiling", REPO / "scripts" / "picture_ceiling.py")
+SPEC = importlib.util.spec_from_file_location("picture_ceiling", REPO / "scripts" / "probes" / "picture_ceiling.py")
 ceiling = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(ceiling)
 

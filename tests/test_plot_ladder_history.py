@@ -1,4 +1,4 @@
-"""scripts/plot_ladder_history.py: the power-law fit, and the script on this repository's own history."""
+"""scripts/train/plot_ladder_history.py: the power-law fit, and the script on this repository's own history."""
 
 import importlib.util
 import math
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SPEC = importlib.util.spec_from_file_location("plot_ladder_history", REPO / "scripts" / "plot_ladder_history.py")
+SCRIPT = REPO / "scripts" / "train" / "plot_ladder_history.py"
+SPEC = importlib.util.spec_from_file_location("plot_ladder_history", SCRIPT)
 history = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(history)
 
@@ -35,7 +36,7 @@ def test_the_shipped_ladder_history_plots(tmp_path):
     missing = subprocess.run(["git", "cat-file", "-e", f"{commits[0]}^{{commit}}"], cwd=REPO, capture_output=True)
     if missing.returncode != 0:
         pytest.skip("a shallow or non-git checkout: the ladders' commits are not here")
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "plot_ladder_history.py"), "--history",
+    result = subprocess.run([sys.executable, str(SCRIPT), "--history",
                              str(REPO / "docs" / "eval" / "dcvc-small-ladder-history" / "history.csv"),
                              "--out", str(tmp_path / "h.png")], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr

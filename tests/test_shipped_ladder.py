@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def make_sequences(flag: str, root: Path) -> Path:
-    """scripts/make_sequences.py FLAG --out-dir ROOT, as a user generates the held-out content."""
-    written = subprocess.run([sys.executable, str(REPO / "scripts" / "make_sequences.py"), flag,
+    """scripts/data/make_sequences.py FLAG --out-dir ROOT, as a user generates the held-out content."""
+    written = subprocess.run([sys.executable, str(REPO / "scripts" / "data" / "make_sequences.py"), flag,
                               "--out-dir", str(root)], capture_output=True, text=True, timeout=300)
     assert written.returncode == 0, written.stderr
     return root

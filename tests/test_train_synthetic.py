@@ -109,8 +109,9 @@ def test_a_clip_mix_draws_only_its_sources():
 
 
 def test_demo_sequence_script_writes_the_expected_file(tmp_path):
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "make_sequences.py"), "--demo", "--out-dir",
-                             str(tmp_path)], capture_output=True, text=True, timeout=300)
+    script = REPO / "scripts" / "data" / "make_sequences.py"
+    result = subprocess.run([sys.executable, str(script), "--demo", "--out-dir", str(tmp_path)], capture_output=True,
+                            text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     files = list(tmp_path.glob("Demo_416x240_30fps_420_8bit_YUV.yuv"))
     assert len(files) == 1 and files[0].stat().st_size == 416 * 240 * 3 // 2 * 17

@@ -74,7 +74,7 @@ class RefineSettings:
 class RefineReport:
     """What refinement did to one latent: the cost (bits per pixel + lmbda-weighted MSE) of the
     analysis transform's y and of the y kept, the iteration that gave it (0: none better), and the
-    cost of every iterate (scripts/refine_sweep.py)."""
+    cost of every iterate (scripts/probes/refine_sweep.py)."""
 
     cost_before: float
     cost_after: float

@@ -141,7 +141,7 @@ def prepare_inputs(request: EvalRequest) -> dict[str, tuple[Path, SequenceGeomet
     if missing:
         raise ConfigError(f"{len(missing)} sequence file(s) not found: {', '.join(missing)}; pass --root DIR "
                           "with the directory that holds them "
-                          "(generated stand-ins: python scripts/make_sequences.py --standin)")
+                          "(generated stand-ins: python scripts/data/make_sequences.py --standin)")
     spec = ProxySpec(frames=request.frames, crop=request.crop, downscale=request.downscale)
     inputs = {}
     for name in names:

@@ -29,7 +29,7 @@ steps at a 10x learning rate).
 With ``detail_head`` (registry id dcvc-small-detail) the P-frame picture is to_pixels(f) + detail(f), a
 small non-linear 3x3 head whose last layer starts at zero (a dcvc-small checkpoint warm-starts it with
 unchanged output). Why: to_pixels' rank-64 subspace caps a P-frame whatever the latent says; with the
-shipped q1..q4 the best features (least squares per block, scripts/picture_ceiling.py, first frame)
+shipped q1..q4 the best features (least squares per block, scripts/probes/picture_ceiling.py, first frame)
 reach only 28.6-29.2 dB on HeldoutMandelbrot, 31.7-32.7 on testsrc2, 36.6-37.3 on smptebars and
 38.6-39.4 on HeldoutAstronaut.
 A non-linear map of each block's neighbourhood of features is not confined to a subspace.

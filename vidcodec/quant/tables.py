@@ -14,7 +14,7 @@ How each lattice is integrated:
     fill one fundamental parallelepiped; folding them into the Voronoi cell of the origin
     (e = x - Q(x)) gives points spread evenly over the cell, and P(p) is the mean of the density
     at p + e (the cell has volume 1). The number of points is chosen by
-    ``scripts/check_table_accuracy.py`` against a 16x larger reference run (see QMC_LOG2_POINTS).
+    ``scripts/probes/check_table_accuracy.py`` against a 16x larger reference run (see QMC_LOG2_POINTS).
 
 Points with P < PRUNE_PROBABILITY (seed 000, D.3) are dropped from the table; their mass, plus the
 mass beyond the enumeration radius, is the escape probability: a tuple whose lattice point is not

@@ -4,7 +4,7 @@ A batch is a pure function of (seed, rank, step): resuming at step k draws exact
 uninterrupted run draws at step k, whoever made them and whenever. That is what lets workers
 generate batches ahead while the trainer computes: clip generation (warping photographs, drawing
 dead leaves, decoding lavfi) costs 15-40% of a training step on two cores when it runs in line
-(measured by scripts/bench_training.py).
+(measured by scripts/bench/bench_training.py).
 
 No torch here: workers import numpy, scipy and PyAV only; the trainer turns arrays into tensors.
 """

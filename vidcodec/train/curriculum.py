@@ -4,7 +4,7 @@ Training the whole low-delay chain from the start spends most of every step on P
 reference is still a blur, and an I-frame that the chain trains only once per clip. The stages:
 
 - ``intra``: the intra path alone, as an image codec on single frames (one frame per sample). An
-  intra step costs about 1/6 of a 3-frame chain step (measured by scripts/bench_training.py).
+  intra step costs about 1/6 of a 3-frame chain step (measured by scripts/bench/bench_training.py).
 - ``pairs``: motion + residual on 2-frame pairs, the P-frame coded against the *uncompressed*
   first frame; the intra path is not used and stays frozen.
 - ``chains``: clips of 2-5 frames, frame 0 intra and every next frame a P-frame against the model's

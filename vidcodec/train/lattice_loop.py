@@ -15,7 +15,7 @@ the way LVQ-VAE (seed 002, eq. 6 and its eq. 14 Monte-Carlo likelihood) trains a
   (scrambled Sobol points mapped into the cell). The cells have unit volume, so P is the mean density.
 
 The estimate is noisy where sigma is narrower than the spacing of the samples, which is most
-latents at low rates. Measured by scripts/lattice_loop_rate_check.py on a held-out P-frame of the
+latents at low rates. Measured by scripts/probes/lattice_loop_rate_check.py on a held-out P-frame of the
 shipped q3 (Coffee, 416x240, 3 seeds) against the 4256 bits the Oct coder wrote for the residual
 latent: 4578-18588 bits with M = 16 samples, 5882-8548 with M = 64, 4044-4998 with M = 256. Hence
 M = 256, seed 002's training choice, by default.

@@ -2,7 +2,7 @@
 """Learning curve of a shipped rate ladder: BD-rate against x264 (measured at each ladder a commit
 shipped) against the training that ladder had, and what a power-law fit of the two predicts.
 
-    python scripts/plot_ladder_history.py --history docs/eval/dcvc-small-ladder-history.csv \
+    python scripts/train/plot_ladder_history.py --history docs/eval/dcvc-small-ladder-history.csv \
         --out docs/eval/dcvc-small-ladder-history.png
 
 The CSV holds one measured ladder per row: commit (whose vidcodec/weights/MODEL-q1..q4.pt were coded),
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def ladder_training(commit: str, model: str) -> dict:

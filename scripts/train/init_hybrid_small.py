@@ -3,8 +3,8 @@
 and residual) copied from a mbt2018-mean-small checkpoint, and the encoder's lambda from that
 checkpoint's training. Training (configs/train/hybrid-small-pairs.yaml, init_from) starts from it.
 
-    python scripts/init_hybrid_small.py --quality 3 --out runs/hybrid-small-q3-init.pt
-    python scripts/init_hybrid_small.py --image-checkpoint my-mbt.pt --out init.pt
+    python scripts/train/init_hybrid_small.py --quality 3 --out runs/hybrid-small-q3-init.pt
+    python scripts/train/init_hybrid_small.py --image-checkpoint my-mbt.pt --out init.pt
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 and against frame t itself (a perfect reference: nothing moved, nothing lost), next to frame t as an
 I-frame. A codec that exploits its reference codes the second almost for free.
 
-    python scripts/context_probe.py --model hybrid-small --qualities 1 2 3 4 \
+    python scripts/probes/context_probe.py --model hybrid-small --qualities 1 2 3 4 \
         sequences/generated/Smptebars_416x240_30fps_420_8bit_YUV.yuv [--frame 2] [--markdown]
-    python scripts/context_probe.py --model hybrid-small --checkpoint-template 'runs/hybrid-small-q{q}.pt' ...
+    python scripts/probes/context_probe.py --model hybrid-small --checkpoint-template 'runs/hybrid-small-q{q}.pt' ...
 
 Real coding (default): every frame is entropy coded as the codec codes it in a stream (encode_intra,
 start_state of the reference, encode_inter), and bits are the lengths of the coded parts: motion,

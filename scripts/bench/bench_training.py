@@ -5,8 +5,8 @@ batch, the time to make that batch (batches.training_batch, in line), and the th
 whole loop (Trainer with its data workers) over --loop-steps steps. Frame-pixels are those of the
 *coded* frames (a pairs step codes one frame of two).
 
-    python scripts/bench_training.py --out docs/bench_training.md
-    python scripts/bench_training.py --variants chains-3x256-b4 intra-1x256-b8 --steps 5
+    python scripts/bench/bench_training.py --out docs/bench_training.md
+    python scripts/bench/bench_training.py --variants chains-3x256-b4 intra-1x256-b8 --steps 5
 
 Run it on an idle machine: it reports what it measures and nothing else.
 """
@@ -105,9 +105,9 @@ def markdown(results: list[dict], args: argparse.Namespace) -> str:
     first = results[0]
     baseline = first["loop_px_per_s_workers0"] if "loop_px_per_s_workers0" in first else first["step_px_per_s"]
     lines = [
-        "# Training throughput (scripts/bench_training.py)", "",
+        "# Training throughput (scripts/bench/bench_training.py)", "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}. Command: `python scripts/bench_training.py {' '.join(args.argv)}`.", "",
+        f"torch {torch.__version__}. Command: `python scripts/bench/bench_training.py {' '.join(args.argv)}`.", "",
         "Frame-pixels = pixels of the coded frames per step. step = median of the timed optimizer steps on one "
         "batch; data = making that batch in line; loop = steady-state steps with the batches made in line (0 "
         "workers) or in a worker process (1; its start-up not timed). 'vs first' compares the loop (or step) "

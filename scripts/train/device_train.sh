@@ -24,10 +24,10 @@
 #   PYTHON           interpreter (default python3)
 #   RUNS_DIR         the four run directories, an absolute path (default /tmp/runs, emptied first)
 #
-# Usage, on the device: [MODEL=dcvc-small] bash scripts/device_train.sh STAGE MINUTES START_DIR
+# Usage, on the device: [MODEL=dcvc-small] bash scripts/train/device_train.sh STAGE MINUTES START_DIR
 # The default ladder's recipe (README "dcvc-small-detail round 2"), from the shipped weights:
 #   MODEL=dcvc-small-detail CONFIG=configs/train/dcvc-small-detail-chains.yaml STEPS=3000 \
-#   REFERENCE_CODEC=mbt2018-mean-small bash scripts/device_train.sh p-chains 8 vidcodec/weights
+#   REFERENCE_CODEC=mbt2018-mean-small bash scripts/train/device_train.sh p-chains 8 vidcodec/weights
 set -euo pipefail
 stage=${1:?usage: device_train.sh STAGE MINUTES START_DIR}
 minutes=${2:?usage: device_train.sh STAGE MINUTES START_DIR}
@@ -54,7 +54,7 @@ export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
 if ! "$python" -c "import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, ('compressai', 'pytorch_msssim'))))"; then
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 fi
-lambdas=(0.0018 0.0035 0.0067 0.013)  # q1..q4, as scripts/train_ladder.sh
+lambdas=(0.0018 0.0035 0.0067 0.013)  # q1..q4, as scripts/train/train_ladder.sh
 # Clip making is the bottleneck on a GPU: share the cores among the four runs, one left for each trainer.
 workers=$(( ($(nproc) - 4) / 4 ))
 workers=$(( workers < 1 ? 1 : workers ))

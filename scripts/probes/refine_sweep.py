@@ -5,7 +5,7 @@ per latent, and reports for each iteration budget k (--budgets) the mean cost of
 among the first k against the analysis transform's (with a fixed learning rate, a run of k steps is
 the first k steps of the longer run), for I- and P-frame latents apart, and the seconds per step:
 
-    .venv/bin/python scripts/refine_sweep.py sequences/generated/HeldoutCoffee_416x240_30fps_420_8bit_YUV.yuv \
+    .venv/bin/python scripts/probes/refine_sweep.py sequences/generated/HeldoutCoffee_416x240_30fps_420_8bit_YUV.yuv \
         --quality 3 --frames 4 --learning-rates 0.002,0.005,0.01 --iterations 60
 
 The costs are the refinement's own estimates (bits of the rate model + lambda-weighted MSE); the

@@ -5,7 +5,7 @@ scalar rounding and with a lattice, and prints the real bits next to the trainin
 estimates (evaluation mode: lattice points, quasi-Monte-Carlo cell probabilities) for several
 sample counts M and seeds.
 
-    .venv/bin/python scripts/lattice_loop_rate_check.py [--quality 3] [--lattice a3*]
+    .venv/bin/python scripts/probes/lattice_loop_rate_check.py [--quality 3] [--lattice a3*]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 linear map of 64 features per 8x8x3 block, so the best it can do is the least-squares projection of
 each true block onto that map's affine subspace (rank 64 of 192 values).
 
-    python scripts/picture_ceiling.py --checkpoint vidcodec/weights/dcvc-small-q3.pt \
+    python scripts/probes/picture_ceiling.py --checkpoint vidcodec/weights/dcvc-small-q3.pt \
         sequences/generated/HeldoutMandelbrot_416x240_30fps_420_8bit_YUV.yuv [--frames 4]
 
 Prints PSNR-RGB of that projection per sequence (mean over the first --frames frames). A model with

@@ -5,7 +5,7 @@
 tables (bdrate.md, bdrate.csv, bdpsnr.csv, gains_per_rate.csv) against one of them, and the RD curves
 of all of them (plots/rd_<metric>_seq-<sequence>.png, plots/rd_<metric>_average.png):
 
-    .venv/bin/python scripts/compare_runs.py sq=results/sq oct=results/oct --anchor sq:baseline --out results/cmp
+    .venv/bin/python scripts/tools/compare_runs.py sq=results/sq oct=results/oct --anchor sq:baseline --out results/cmp
 
 `--frame-type I` (or P) compares the curves of one frame type only (bpp_I and psnr_rgb_I of each
 job), e.g. the I-frames of two weight sets.

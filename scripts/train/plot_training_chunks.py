@@ -1,8 +1,8 @@
-"""Learning curve over consecutive training runs (e.g. the chunks of scripts/device_train.sh): held-out
+"""Learning curve over consecutive training runs (e.g. the chunks of scripts/train/device_train.sh): held-out
 validation of each rate point against its cumulative steps, one PNG, and the logs joined into one
 JSON-lines file per rate point.
 
-    python scripts/plot_training_chunks.py --runs pairs=RUN1 chains=RUN2 chains=RUN3 \
+    python scripts/train/plot_training_chunks.py --runs pairs=RUN1 chains=RUN2 chains=RUN3 \
         --out docs/training/gpu-learning-curve.png --logs-dir docs/training
 
 RUN: a directory with q1/ .. q4/ run directories (train_log.jsonl each), as device_train.sh leaves them.

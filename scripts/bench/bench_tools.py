@@ -2,7 +2,7 @@
 """Overhead of the coding tools against the SQ path: lattice quantization (seed 000, section 3) and
 latent shift (section 4), P-frame encode and decode seconds, in one run on one machine.
 
-    python scripts/bench_tools.py --size 832x480 --frames 7 --rounds 3 --out docs/bench_tools.md
+    python scripts/bench/bench_tools.py --size 832x480 --frames 7 --rounds 3 --out docs/bench_tools.md
 
 One process, one model (the shipped ssf-small q3 unless --model/--checkpoint say otherwise), one
 generated sequence (held-out photo with synthetic motion). The P-frames are coded against a fixed
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402

@@ -1,7 +1,7 @@
 """What the pipeline costs beyond the networks: raw CompressAI calls against the encode_sequence and
 decode_sequence processes, same model, weights, threads and frames, in one run.
 
-    python scripts/bench_overhead.py --sizes 512x256 1920x1152 --frames 3 --out docs/bench_overhead.md
+    python scripts/bench/bench_overhead.py --sizes 512x256 1920x1152 --frames 3 --out docs/bench_overhead.md
 
 Sizes should be multiples of 128, and the pipeline runs with --pad-margin 0, so both sides code the
 same pixels (CompressAI's ssf2020 compress() needs multiples of 128). Model: `ssf` (exactly CompressAI's
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Accuracy of the quasi-Monte Carlo lattice tables against a 16x larger reference run.
 
-    python scripts/check_table_accuracy.py --lattice a3* --sigmas 0.11 0.3 1 2 --log2-points 10 12 14
+    python scripts/probes/check_table_accuracy.py --lattice a3* --sigmas 0.11 0.3 1 2 --log2-points 10 12 14
 
 For each sigma, cell probabilities with 2^m Sobol points are compared with 2^(m+4) points (same
 seed): the largest relative error over cells with P >= 1e-4, the total variation, and the rate

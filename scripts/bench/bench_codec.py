@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Seconds per frame (encode, decode) and peak memory of the codec, per model and picture size.
 
-    python scripts/bench_codec.py --model ssf --sizes 416x240 1920x1080 --frames 3
-    python scripts/bench_codec.py --model dcvc-small --intra-model mbt2018-mean-small   # I-frames by an image codec
+    python scripts/bench/bench_codec.py --model ssf --sizes 416x240 1920x1080 --frames 3
+    python scripts/bench/bench_codec.py --model dcvc-small --intra-model mbt2018-mean-small  # I-frames: image codec
 
 Each (model, size) runs in its own process (so peak RSS is that run's alone): a generated sequence
 (held-out photo with synthetic motion) is encoded with verification on, i.e. every frame file is
@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def random_checkpoint(model: str, path: Path) -> str:

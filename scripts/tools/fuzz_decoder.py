@@ -1,7 +1,7 @@
 """Fuzz campaign over the decoder: every input must give a frame or a clear error, never another
 exception and never a hang.
 
-    python scripts/fuzz_decoder.py --inputs 100000 --seed 1 --out results/fuzz
+    python scripts/tools/fuzz_decoder.py --inputs 100000 --seed 1 --out results/fuzz
 
 Streams: a small ssf-small (16 channels, fixed random weights) codes a 3-frame 128x96 clip (I, P, P)
 four times: sq, hex, oct, and join (oct + latent shift); with --intra-codecs a fifth time with its

@@ -2,7 +2,7 @@
 """Entropy coding alone: the lattice coder's encode and decode of one real residual latent against
 compressai's scalar path (the only part of a P-frame that Hex/Oct-Quant changes), median ms.
 
-    python scripts/bench_lattice_coding.py --size 832x480 --lattice a3* --repeats 30
+    python scripts/bench/bench_lattice_coding.py --size 832x480 --lattice a3* --repeats 30
 
 The whole-frame benchmark (bench_tools.py) varies by several percent from run to run on a shared
 2-core machine, more than a 1% target; this one times only what differs. Lattice tables come from
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402

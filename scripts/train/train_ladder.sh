@@ -8,9 +8,9 @@
 #       the intra path fine-tuned at the rate point's lambda (stage 1b config, 200 steps).
 # OLD_LADDER: a directory with the ladder shipped before the curriculum (git 444e767), e.g.
 #   mkdir old; for q in 1 2 3 4; do git show 444e767:vidcodec/weights/ssf-small-q$q.pt > old/ssf-small-q$q.pt; done
-# Usage: scripts/train_ladder.sh OLD_LADDER   (exports in runs/ssf-small-qN/ssf-small-qN.pt)
+# Usage: scripts/train/train_ladder.sh OLD_LADDER   (exports in runs/ssf-small-qN/ssf-small-qN.pt)
 set -euo pipefail
-old_ladder=${1:?usage: scripts/train_ladder.sh OLD_LADDER}
+old_ladder=${1:?usage: scripts/train/train_ladder.sh OLD_LADDER}
 vidcodec=".venv/bin/vidcodec"
 "$vidcodec" train --config configs/train/ssf-small-intra.yaml --init-from "$old_ladder/ssf-small-q3.pt" \
     --out runs/intra-q3-128 --export runs/intra-q3-128/model.pt --quiet
