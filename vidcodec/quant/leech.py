@@ -86,8 +86,8 @@ class LeechLattice:
         grouped = glue_class[order].reshape(classes, -1, BLOCKS)
         if not (grouped[:, :, 0] == torch.arange(classes).unsqueeze(-1)).all():
             raise RuntimeError("Leech glue: block 0's classes are not equally shared")
-        self._group_class1 = grouped[:, :, 1].T.contiguous() + classes  # flat index into (3 * 256)
-        self._group_class2 = grouped[:, :, 2].T.contiguous() + 2 * classes
+        self._group_class1 = grouped[:, :, 1].contiguous() + classes  # (256, 16), flat into (3 * 256)
+        self._group_class2 = grouped[:, :, 2].contiguous() + 2 * classes
 
     def __repr__(self) -> str:
         return "LeechLattice()"
@@ -162,13 +162,13 @@ class LeechLattice:
         class_cost = torch.where(second, pair[..., 1], pair[..., 0])  # (N, 3 * 256)
         classes = class_cost.shape[1] // BLOCKS
         rest = (class_cost.index_select(1, self._group_class1.reshape(-1))
-                + class_cost.index_select(1, self._group_class2.reshape(-1))).reshape(n, -1, classes)
-        in_group = torch.argmin(rest, dim=1, keepdim=True)  # (N, 1, 256); first among equal costs
-        glue_cost = class_cost[:, :classes] + torch.gather(rest, 1, in_group).squeeze(1)
+                + class_cost.index_select(1, self._group_class2.reshape(-1))).reshape(n, classes, -1)
+        in_group = torch.argmin(rest, dim=-1, keepdim=True)  # (N, 256, 1); first among equal costs
+        glue_cost = class_cost[:, :classes] + torch.gather(rest, -1, in_group).squeeze(-1)
         class0 = torch.argmin(glue_cost, dim=-1, keepdim=True)  # (N, 1); first among equal costs
-        member = torch.gather(in_group.squeeze(1), 1, class0).squeeze(-1)  # (N,)
-        flat_class = torch.cat([class0, self._group_class1[member, class0.squeeze(-1)].unsqueeze(-1),
-                                self._group_class2[member, class0.squeeze(-1)].unsqueeze(-1)], -1)  # (N, 3)
+        member = torch.gather(in_group.squeeze(-1), 1, class0).squeeze(-1)  # (N,)
+        flat_class = torch.cat([class0, self._group_class1[class0.squeeze(-1), member].unsqueeze(-1),
+                                self._group_class2[class0.squeeze(-1), member].unsqueeze(-1)], -1)  # (N, 3)
         chosen_class = flat_class - torch.arange(BLOCKS) * classes
         chosen_coset = 2 * chosen_class + torch.gather(second, 1, flat_class).to(torch.int64)
         return self._coset_point(blocks.squeeze(-1), t, error, chosen_coset)
