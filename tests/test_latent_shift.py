@@ -240,11 +240,11 @@ def test_each_sequence_starts_without_the_last_ones_shift_memory(codec_and_frame
     try:
         reference = codec.encode_intra(frames[0], PICTURE).x_hat
         codec.encode_inter(frames[1], reference, PICTURE)
-        assert "residual" in codec.__dict__["_shift_memory"]  # the fast search's hint for the next frame
+        assert "residual" in codec.tool_attachment.shift_memory  # the fast search's hint for the next frame
         ref = ModelRef("ssf-small", 3, bytes(16))
         header = SequenceHeader(width=112, height=120, bit_depth=8, fps=30.0, num_frames=2, intra_period=8,
                                 intra_model=ref, inter_model=ref, pad_multiple=16, pad_margin=4)
         Encoder(codec, codec, header)
-        assert codec.__dict__["_shift_memory"] == {}  # a stream never depends on the one coded before
+        assert codec.tool_attachment.shift_memory == {}  # a stream never depends on the one coded before
     finally:
         codec.attach_tools(CodingTools())

@@ -12,8 +12,9 @@ What a codec declares:
     hyper_encoder, hyper_decoder_mean/scale, gaussian_conditional; a module whose entropy
     parameters also depend on decoded data, e.g. a temporal prior, defines
     ``entropy_parameters(z_hat, context)``, see hyperprior_coder.hyperprior_parameters). The coding
-    tools attach to roles (``attach_tools``), the lattice in the training loop to their hyperprior
-    modules (train/lattice_loop.py); no tool knows a model's attribute names.
+    tools attach to roles (``attach_tools``; models/tool_attachment.py), the lattice in the
+    training loop to their hyperprior modules (train/lattice_loop.py); no tool knows a model's
+    attribute names.
   * an opaque decoded state, what a P-frame is coded against: the previous picture (SSF), the
     previous frame's decoder features (dcvc-small), ... ``start_state(x_hat)`` makes it from an
     I-frame's reconstruction (which may come from another codec: the intra and inter models of a
@@ -43,11 +44,10 @@ import torch
 
 from vidcodec.bitstream.errors import BitstreamError, DecoderDesyncError
 from vidcodec.entropy.hyperprior_coder import CodedLatent, EntropyParameters, HyperpriorCoder, entropy_hash
-from vidcodec.errors import ConfigError
 from vidcodec.io.color import PictureBox
-from vidcodec.latent_refinement import RefineReport, RefineSettings, refine_latent
+from vidcodec.latent_refinement import RefineReport, refine_latent
 from vidcodec.latent_shift import choose_shift, shifted
-from vidcodec.quant.registry import quantizer_of_lattice
+from vidcodec.models.tool_attachment import ToolAttachment
 from vidcodec.tools import CodingTools
 
 
@@ -133,65 +133,31 @@ class FrameCodec(ABC):
     #: role -> coder of that latent (tools.ROLES).
     latent_coders: dict[str, HyperpriorCoder]
 
-    # --- the coding tools, attached by role --------------------------------------------------
+    # --- the coding tools, attached by role (models/tool_attachment.py) -------------------------
+    @property
+    def tool_attachment(self) -> ToolAttachment:
+        """The tools this codec codes with and what they keep between calls; made on first use, as
+        families construct through their own base classes (CompressAI's) and never call ours."""
+        attachment = getattr(self, "_tool_attachment", None)
+        if attachment is None:
+            attachment = ToolAttachment()
+            self._tool_attachment = attachment
+        return attachment
+
     @property
     def tools(self) -> CodingTools:
-        return getattr(self, "_tools", None) or CodingTools()
+        return self.tool_attachment.tools
 
     def attach_tools(self, tools: CodingTools) -> None:
-        """Code the latents of tools.quant_roles on tools.lattice, shift those of tools.shift.roles
-        and refine all of them with tools.refine (its lmbda set); CodingTools() = plain rounding, no
-        shift, no refinement."""
-        for role, coder in self.latent_coders.items():
-            in_scope = tools.lattice is not None and role in tools.quant_roles
-            if tools.refine is not None:
-                self._check_refinable(role, coder, in_scope, tools.refine)
-            try:
-                coder.y_coder = self._lattice_coder(tools.lattice, coder, tools.cache) if in_scope else None
-            except ValueError as error:  # a lattice the coder's tables are not built for
-                from vidcodec.quant.learned_tables import LATTICES as LEARNED_TABLE_LATTICES
-
-                # The lattices with tables over learned densities are the ones every latent can use.
-                usable = " or ".join(quantizer_of_lattice(name).name for name in LEARNED_TABLE_LATTICES)
-                quantizer = quantizer_of_lattice(tools.lattice)
-                raise ConfigError(f"--quant {quantizer.name if quantizer else tools.lattice} on this model's "
-                                  f"{role} latent: {error}; use --quant {usable}") from None
-        self._tools = tools
-
-    def _check_refinable(self, role: str, coder, lattice_coded: bool, settings: RefineSettings) -> None:
-        if settings.lmbda is None:
-            raise ConfigError("latent refinement needs the codec's rate-distortion trade-off: pass --refine-lambda")
-        if lattice_coded:
-            raise ConfigError(f"latent refinement of the lattice-coded {role} latent is not implemented "
-                              "(it rounds with a scalar quantizer): drop --refine or --quant")
-        if not getattr(coder, "refinable", False):
-            raise ConfigError(f"latent refinement is not implemented for this model's {role} latent "
-                              f"({type(coder).__name__}, e.g. an autoregressive context model): drop --refine")
-
-    def _lattice_coder(self, lattice_name: str, coder: HyperpriorCoder, cache):
-        from vidcodec.entropy.lattice_coder import LatticeLatentCoder
-
-        # Coders are kept per (lattice, cache, CDF tables): they hold per-scale CDFs that are slow
-        # to rebuild; new weights (update() writes new CDF buffers) give a new coder.
-        kept = self.__dict__.setdefault("_lattice_coders", {})
-        model = coder.entropy_model
-        key = (lattice_name, id(cache), id(model), model._quantized_cdf.data_ptr(), model._quantized_cdf._version)
-        lattice_coder = kept.get(key)
-        if (lattice_coder is None or (cache is not None and lattice_coder.cache is not cache)
-                or lattice_coder.entropy_model is not model):
-            lattice_coder = LatticeLatentCoder(lattice_name, model, cache)
-            kept[key] = lattice_coder
-        return lattice_coder
+        """Attach ``tools`` to this codec's latents by role (ToolAttachment.attach)."""
+        self.tool_attachment.attach(tools, self.latent_coders)
 
     def start_sequence(self, memory: dict | None = None) -> None:
-        """Forget what the encoder remembers between frames (the latent shift's last choice per
-        role, a search hint that changes no stream's syntax): a sequence's coding must not depend on
-        what was coded before it. ``memory``: keep it in this dict instead (a benchmark interleaving
-        several sequences on one codec passes one dict per sequence)."""
-        self.__dict__["_shift_memory"] = {} if memory is None else memory
+        """Forget what the encoder remembers between frames (ToolAttachment.start_sequence)."""
+        self.tool_attachment.start_sequence(memory)
 
     def shifts(self, role: str) -> bool:
-        return self.tools.shift is not None and role in self.tools.shift.roles
+        return self.tool_attachment.shifts(role)
 
     def encode_latent(self, role: str, y: torch.Tensor, synthesize: Callable[[torch.Tensor], torch.Tensor],
                       x: torch.Tensor, picture: PictureBox | None,
@@ -208,7 +174,7 @@ class FrameCodec(ABC):
         if not self.shifts(role):
             return EncodedLatent(latent, latent.y_hat, synthesize(latent.y_hat), refine=report)
         g = coder.entropy_gradient(latent.y_hat, latent)
-        memory = self.__dict__.setdefault("_shift_memory", {})
+        memory = self.tool_attachment.shift_memory
         choice = choose_shift(synthesize, latent.y_hat, g, x, picture or PictureBox.whole(x), self.tools.shift,
                               memory.get(role))
         memory[role] = choice.indexes
@@ -227,26 +193,12 @@ class FrameCodec(ABC):
             raise BitstreamError(f"{role} z could not be decoded: {error}") from None
 
     def header_shift_indexes(self, shift_indexes: tuple[int, ...]) -> tuple[int, ...]:
-        """The shift indexes a frame header carries for a frame this codec coded with ``shift_indexes``:
-        none when every chosen step is zero. The decoder then shifts nothing, which is what those steps
-        do, so a frame the shift does not help costs what it costs without --latent-shift (the header's
-        flag bit says whether indexes follow)."""
-        if shift_indexes and all(self.tools.shift.candidates[index] == 0.0 for index in shift_indexes):
-            return ()
-        return shift_indexes
+        """The shift indexes a frame header carries (ToolAttachment.header_shift_indexes)."""
+        return self.tool_attachment.header_shift_indexes(shift_indexes)
 
     def check_shift_indexes(self, shift_indexes: tuple[int, ...], roles: tuple[str, ...]) -> None:
-        """Refuse a frame header whose shift indexes do not fit the latents of ``roles`` it codes. None
-        at all is always valid: every step zero (header_shift_indexes)."""
-        if not shift_indexes:
-            return
-        expected = sum(self.tools.shift.groups for role in roles if self.shifts(role))
-        if len(shift_indexes) != expected:
-            raise BitstreamError(f"frame header holds {len(shift_indexes)} shift indexes, expected {expected}")
-        if shift_indexes and max(shift_indexes) >= len(self.tools.shift.candidates):
-            raise BitstreamError(
-                f"shift index {max(shift_indexes)} beyond the {len(self.tools.shift.candidates)} candidates"
-            )
+        """Refuse shift indexes that do not fit the latents of ``roles`` (ToolAttachment)."""
+        self.tool_attachment.check_shift_indexes(shift_indexes, roles)
 
     def decode_latent(self, role: str, y_bytes: bytes, params: EntropyParameters,
                       shift_indexes: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
