@@ -17,16 +17,16 @@ units), restricted to the lattice and normalized. The interval width is the cell
 per dimension (unit volume; / step_i in grid units), the box with the Voronoi cell's second moment,
 since the mass of a cell is, to second order, the density smoothed by the cell's covariance G I.
 (Z^n: w = 1, the exact cell. With the grid's box, w = 1 grid unit, the rate at sigma 0.5 was 4.1%
-above the ideal for A2 and 2.3% for the Leech lattice; with the matched box 0.5% and 0.05%.)
+above the ideal for A2 and 2.3% for the Leech lattice; with the matched box 0.08% and 0.15%.)
 Its chain of conditionals is exact and cheap: Q(j) = W_j / Z and
 Q(k_i | j, k_<i) = m_i(k_i + s_ji) R_{i+1}(parity left) / R_i(...), where the sums over the
 remaining coordinates of either parity follow from A = sum_k m(k + s) and B = sum_k (-1)^k m(k + s)
 per coordinate: R(parity) = (prod A +- prod B) / 2. No table has more than ~20 sigma entries.
 
-At sigma >= 1 per dimension Q(p) is within a fraction of a percent of the ideal P(cell), the
-Gaussian's mass on the Voronoi cell (both tend to the density at p; they differ in terms of order
-1 / sigma^2 that largely cancel in the mean): scripts/bench_coset_coding.py measures it, with the
-bytes of real rANS streams. Values beyond a coordinate's table go through compressai's escape
+From sigma 0.5 to 4 per dimension the streams are within 0.15% of the ideal rate, the sum of
+-log2 P(cell) with P the Gaussian's mass on each point's Voronoi cell (docs/lattices.md;
+scripts/bench_coset_coding.py measures it with the bytes of real rANS streams). Values beyond
+a coordinate's table go through compressai's escape
 (bypass coding), so every point stays codable.
 """
 
