@@ -98,6 +98,20 @@ def test_rate_within_one_percent_of_the_ideal_cell_probability(name, sigma):
     assert coded_bits > 0.99 * ideal_bits
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_foreign_bytes_decode_to_lattice_points_or_a_clear_error(seed):
+    """Untrusted input: random bytes never crash the decoder with anything but ValueError, and
+    whatever it returns is on the lattice."""
+    form = coset_form("leech")
+    data = torch.randint(0, 256, (200,), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    try:
+        points = CosetModel(form, 1.0).decode(bytes(data.tolist()), 16)
+    except ValueError:
+        return
+    assert points.shape == (16, 24)
+    assert torch.allclose(leech_lattice().nearest_point(points), points, atol=1e-9)
+
+
 def test_bad_sigma_is_refused():
     with pytest.raises(ValueError, match="sigma"):
         CosetModel(coset_form("e8"), 0.0)
