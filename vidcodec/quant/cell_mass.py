@@ -22,7 +22,7 @@ points), and the exactly known differential entropy h(X) serves as a control var
 
 whose summand varies far less than -log2 P(Q(X)) itself (at high rate it tends to the constant
 -log2 V = 0). The remaining bias is Jensen's (-log of an estimated P), which shrinks with the
-number of cell points; scripts/lattice_rd_synthetic.py measures it against exact tables.
+number of cell points; scripts/probes/lattice_rd_synthetic.py measures it against exact tables.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ per coordinate: R(parity) = (prod A +- prod B) / 2. No table has more than ~20 s
 
 From sigma 0.5 to 4 per dimension the streams are within 0.15% of the ideal rate, the sum of
 -log2 P(cell) with P the Gaussian's mass on each point's Voronoi cell (docs/lattices.md;
-scripts/bench_coset_coding.py measures it with the bytes of real rANS streams). Values beyond
+scripts/bench/bench_coset_coding.py measures it with the bytes of real rANS streams). Values beyond
 a coordinate's table go through compressai's escape (bypass coding), so every point stays codable.
 """
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Seed 000, Figure 2 on synthetic sources: MSE vs entropy of SQ (Z^n), Hex (A2), Oct (A3*), D4, E8, Leech.
 
-    nice -n 10 python scripts/lattice_rd_synthetic.py --parts steps --out docs/lattice_rd
-    nice -n 10 python scripts/lattice_rd_synthetic.py --parts unit --unit-out docs/lattice_rd_gaussian
+    nice -n 10 python scripts/probes/lattice_rd_synthetic.py --parts steps --out docs/lattice_rd
+    nice -n 10 python scripts/probes/lattice_rd_synthetic.py --parts unit --unit-out docs/lattice_rd_gaussian
 
 Part "unit" (Figure 2c extended to D4, E8 and the Leech lattice): unit-volume lattices Z, A2, A3*,
 D4, E8, Leech on N(0, sigma^2 I) for sigma from 0.5 to 4 per dimension. The entropy of the lattice
@@ -196,7 +196,7 @@ def run_unit_sweep(args: argparse.Namespace, plt) -> None:
     fig.savefig(args.unit_out.with_suffix(".png"), dpi=110)
 
     lines = [f"Unit-volume lattices on N(0, sigma^2 I), sigma 0.5-4 per dimension; written by "
-             f"`scripts/lattice_rd_synthetic.py --parts unit` ({args.samples_unit} Sobol samples per point, "
+             f"`scripts/probes/lattice_rd_synthetic.py --parts unit` ({args.samples_unit} Sobol samples per point, "
              f"Leech {args.leech_samples}; 2^{args.log2_cell_points} cell points, Leech "
              f"2^{args.leech_log2_cell_points}). Entropy and MSE per dimension; "
              "gain = Z's D/sigma^2 minus the lattice's at equal entropy (Z exact); +- one standard error "
@@ -309,7 +309,7 @@ def run_steps(args: argparse.Namespace, plt) -> None:
     table = "\n".join(lines)
     args.out.with_suffix(".md").write_text(
         f"MSE at equal entropy (interpolated), {args.samples} samples per point; "
-        f"written by scripts/lattice_rd_synthetic.py\n\n{table}\n"
+        f"written by scripts/probes/lattice_rd_synthetic.py\n\n{table}\n"
     )
     print(table)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Coded rate of the table-free lattice coder (quant/coset_coding.py) against the ideal rate.
 
-    nice -n 10 python scripts/bench_coset_coding.py [--sigmas 0.5 1 2 4]
+    nice -n 10 python scripts/bench/bench_coset_coding.py [--sigmas 0.5 1 2 4]
 
 For each lattice (Z1, A2, A3*, D4, E8, Leech) and sigma (per dimension, unit-volume lattice):
 X ~ N(0, sigma^2 I) (Sobol), p = nearest point; the ideal rate is sum of -log2 P(cell of p)

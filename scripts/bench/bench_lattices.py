@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Nearest-point speed and normalized second moment of every lattice quantizer.
 
-    nice -n 10 python scripts/bench_lattices.py [--threads 2] [--nsm-samples 200000]
+    nice -n 10 python scripts/bench/bench_lattices.py [--threads 2] [--nsm-samples 200000]
 
 For Z1, A2, A3*, D4, E8 (quant/lattice.py) and the Leech lattice (quant/leech.py): tuples per
 second of ``nearest_point`` on N(0, 2^2) float64 tuples (best of --repeats runs, after one warm-up),
