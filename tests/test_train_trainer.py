@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from clip_fixtures import write_image_folder, write_video
 from vidcodec.errors import ConfigError
 from vidcodec.models.registry import load_model
 from vidcodec.train.synthetic import DATA_RECIPE_VERSION
@@ -181,3 +182,53 @@ def test_ctrl_c_to_the_process_group_with_clip_workers_checkpoints_every_finishe
     logged_steps = len(log.read_text().splitlines())
     assert logged_steps >= 3 and b"stopped by SIGINT" in stderr
     assert Trainer(TrainConfig(**{**TINY, "steps": 1000}), run_dir).step == logged_steps
+
+
+def test_cli_trains_on_a_folder_of_videos_and_names_it_in_the_provenance(tmp_path, capsys):
+    """vidcodec train --data DIR: clips from the user's videos; the export names the folder, not a recipe."""
+    from vidcodec.cli import main
+
+    data = tmp_path / "videos"
+    data.mkdir()
+    for index in range(3):
+        write_video(data / f"clip{index}.mp4", 4, 136, 144)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(json.dumps({**TINY, "steps": 2}))  # JSON is YAML
+    export = tmp_path / "m.pt"
+    assert main(["train", "--config", str(config), "--data", str(data), "--out", str(tmp_path / "run"),
+                 "--max-steps", "2", "--export", str(export)]) == 0
+    assert "(videos, 2 sources for training); validation: 1 of 3 sources held out" in capsys.readouterr().err
+    provenance = load_model("ssf-small", checkpoint=export).provenance
+    assert provenance["steps"] == 2 and provenance["train_config"]["data"] == str(data)
+    assert provenance["data"]["folder"] == str(data.resolve()) and provenance["data"]["files"] == 3
+    assert "data_recipe" not in provenance and "clip_mix" not in provenance
+    assert provenance["curriculum"][-1]["data_files"] == 3 and "data_recipe" not in provenance["curriculum"][-1]
+    assert json.loads((tmp_path / "run" / "data.json").read_text())["layout"] == "videos"
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert "val_psnr_p" in log[-1]
+
+
+def test_bad_data_is_refused_before_training_and_a_run_cannot_switch_data(tmp_path, capsys):
+    from vidcodec.cli import main
+
+    assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "refused")]) != 0
+    assert f"data folder {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
+    small = tmp_path / "small"
+    for index in range(2):
+        write_image_folder(small / f"scene{index}", 3, 64, 64)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(json.dumps({**TINY, "steps": 2}))
+    assert main(["train", "--config", str(config), "--data", str(small), "--out", str(tmp_path / "refused")]) != 0
+    assert "frames of 64 x 64 pixels are smaller than crop=128" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+    assert TrainConfig(data="clips", **TINY).data == str(Path.cwd() / "clips")  # resumable from anywhere
+    with pytest.raises(ConfigError, match="clip_mix mixes the generated clips and data replaces them"):
+        TrainConfig(data=str(small), clip_mix={"photo": 1.0}, **TINY).validate()
+
+    data = tmp_path / "images"
+    for index in range(2):
+        write_image_folder(data / f"scene{index}", 3, 128, 128)
+    Trainer(TrainConfig(steps=2, data=str(data), **TINY), tmp_path / "run").run(progress=False, max_steps=1)
+    with pytest.raises(ConfigError, match=r"holds a run started otherwise \(data: run has '.*images', asked None\)"):
+        Trainer(TrainConfig(steps=2, **TINY), tmp_path / "run")
+    assert Trainer(TrainConfig(steps=2, data=str(data), **TINY), tmp_path / "run").step == 1

@@ -329,6 +329,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip-mix", metavar="SOURCE=FRACTION,...",
                         help="fraction of training clips per source, e.g. photo=0.65,dead_leaves=0.35 "
                              "(overrides the config's)")
+    parser.add_argument("--data", metavar="DIR",
+                        help="train on your own clips instead of generated ones: a folder of video files, "
+                             "Vimeo-90k's septuplet folder, or folders of numbered images (overrides the config's)")
     parser.add_argument("--lattice", help="fine-tune with this lattice quantizer in the loop: "
                                           f"{', '.join(LATTICE_QUANTIZER_NAMES)} (see --quant)")
     parser.add_argument("--data-workers", type=int,
@@ -376,8 +379,8 @@ def run_train(args: argparse.Namespace) -> int:
         except ValueError:
             raise ConfigError(f"--clip-mix {args.clip_mix!r} "
                               "(expected SOURCE=FRACTION,..., e.g. photo=0.65,dead_leaves=0.35)") from None
-    overrides = {"lmbda": args.lmbda, "clip_mix": clip_mix, "data_workers": args.data_workers, "steps": args.steps,
-                 "init_from": args.init_from, "seed": args.seed,
+    overrides = {"lmbda": args.lmbda, "clip_mix": clip_mix, "data": args.data, "data_workers": args.data_workers,
+                 "steps": args.steps, "init_from": args.init_from, "seed": args.seed,
                  "warm_start_from": args.warm_start, "reference_codec": args.reference_codec,
                  "lattice": args.lattice, "stage": args.stage, "init_roles_from": init_roles or None}
     config = load_train_config(args.config, overrides)
@@ -386,6 +389,10 @@ def run_train(args: argparse.Namespace) -> int:
     ctx = init_distributed()
     try:
         trainer = Trainer(config, args.out, ctx)
+        if trainer.data_folder is not None and ctx.is_main and not args.quiet:
+            summary = trainer.data_folder.summary()
+            print(f"data: {summary['folder']} ({summary['layout']}, {summary['train']} sources for training); "
+                  f"validation: {summary['validation_rule']}", file=sys.stderr)
         max_wall_s = None if args.max_minutes is None else 60 * args.max_minutes
         trainer.run(progress=not args.quiet, max_steps=args.max_steps, max_wall_s=max_wall_s)
         if trainer.stopped_by:
@@ -572,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info.add_argument("--frames", action="store_true",
                       help="also list every frame file: type, bytes, header bytes, part lengths, shift indexes")
     info.add_argument("--debug", action="store_true")
-    add_train_arguments(commands.add_parser("train", help="train a model on generated clips"))
+    add_train_arguments(commands.add_parser("train", help="train a model on generated clips or your own (--data)"))
     add_eval_arguments(commands.add_parser("eval", help="batch evaluation of a dataset (resumable, on Ray)"))
     add_eval_images_arguments(commands.add_parser("eval-images", help="seed 000's Table 1: the tools on an image "
                                                                       "codec over an image dataset (resumable)"))

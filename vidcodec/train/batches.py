@@ -6,7 +6,7 @@ generate batches ahead while the trainer computes: clip generation (warping phot
 dead leaves, decoding lavfi) costs 15-40% of a training step on two cores when it runs in line
 (measured by scripts/bench/bench_training.py).
 
-No torch here: workers import numpy, scipy and PyAV only; the trainer turns arrays into tensors.
+No torch here: workers import numpy, scipy, PyAV and Pillow only; the trainer turns arrays into tensors.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidcodec.train.clip_folder import folder_clip, open_data_folder
 from vidcodec.train.synthetic import random_clip
 
 
@@ -31,14 +32,21 @@ class BatchSpec:
     seed: int
     # (source, fraction) pairs, a tuple to stay hashable; None: synthetic.CLIP_MIX.
     clip_mix: tuple[tuple[str, float], ...] | None = None
+    # A user's data folder (clip_folder.py) instead of the generated clips; None: generated.
+    data: str | None = None
 
 
 def training_batch(spec: BatchSpec, rank: int, step: int) -> np.ndarray:
     """(clip_frames, batch_size, crop, crop, 3) float32 RGB in [0,1]: the clips of training process
     ``rank`` at ``step`` (training split)."""
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, rank, step]))
-    mix = dict(spec.clip_mix) if spec.clip_mix is not None else None
-    clips = [random_clip(rng, spec.clip_frames, spec.crop, spec.crop, "train", mix) for _ in range(spec.batch_size)]
+    if spec.data is not None:
+        folder = open_data_folder(spec.data, spec.clip_frames, spec.crop)
+        clips = [folder_clip(rng, folder, spec.clip_frames, spec.crop, "train") for _ in range(spec.batch_size)]
+    else:
+        mix = dict(spec.clip_mix) if spec.clip_mix is not None else None
+        clips = [random_clip(rng, spec.clip_frames, spec.crop, spec.crop, "train", mix)
+                 for _ in range(spec.batch_size)]
     return np.ascontiguousarray(np.stack(clips, axis=1))
 
 

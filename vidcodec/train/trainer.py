@@ -1,4 +1,5 @@
-"""Rate-distortion training of a FrameCodec on generated clips, resumable after any interruption.
+"""Rate-distortion training of a FrameCodec on generated clips (or a user's, clip_folder.py), resumable
+after any interruption.
 
 Loss (CompressAI's video recipe): lmbda * 255^2 * MSE + bpp, averaged over the coded frames of each
 clip. Which frames are coded, and how, is the curriculum stage's (curriculum.py): "chains" (default)
@@ -41,6 +42,7 @@ from vidcodec.models.registry import MODELS, build_model, save_checkpoint
 from vidcodec.quant.registry import QUANTIZERS, find_quantizer, get_lattice_quantizer
 from vidcodec.tools import QUANT_SCOPES
 from vidcodec.train.batches import BatchPrefetcher, BatchSpec
+from vidcodec.train.clip_folder import DataFolder, folder_clip, open_data_folder
 from vidcodec.train.curriculum import STAGES, frame_count_problem, get_stage
 from vidcodec.train.distributed import (
     DistributedContext,
@@ -57,7 +59,7 @@ from vidcodec.train.synthetic import CLIP_MIX, DATA_RECIPE_VERSION, clip_mix_pro
 
 # What a run directory's last.pt must agree on with the command that resumes it.
 RUN_IDENTITY_KEYS = ("model", "model_config", "stage", "init_from", "init_roles_from", "warm_start_from", "lattice",
-                     "reference_codec", "learning_rate_scale")
+                     "reference_codec", "learning_rate_scale", "data")
 # A hyperprior sees crop / crop_multiple values of z per side (SSF: 2 x 2 at 256, CompressAI's training
 # crop); with 1 x 1 it learns entropy parameters for that case only.
 SMALLEST_SAFE_Z_SIDE = 2
@@ -94,6 +96,9 @@ class TrainConfig:
     # Fraction of clips per source (synthetic.CLIP_MIX's keys), for training and validation clips;
     # None: CLIP_MIX. E.g. {photo: 0.65, dead_leaves: 0.35} where PyAV (lavfi) is not installed.
     clip_mix: dict | None = None
+    # A folder of the user's own clips (clip_folder.py: video files, Vimeo-90k septuplets, or folders
+    # of numbered images) to train and validate on instead of the generated ones; None: generated.
+    data: str | None = None
     init_from: str | None = None  # checkpoint to fine-tune from (e.g. another rate point)
     # Role -> checkpoint whose parameters of that role replace init_from's, e.g. {"intra": "a.pt"}:
     # assembles a rate point from an intra path trained in one run and an inter path from another.
@@ -116,6 +121,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lattice", _quantizer_name(self.lattice))
+        if self.data is not None:
+            # Absolute: a run's identity is its folder, however (and from wherever) it was spelled.
+            object.__setattr__(self, "data", str(Path(self.data).expanduser().absolute()))
 
     def validate(self) -> TrainConfig:
         problems = []
@@ -131,6 +139,8 @@ class TrainConfig:
                             f"not stage={self.stage!r}")
         if self.init_roles_from and not self.init_from:
             problems.append("init_roles_from needs init_from (the checkpoint for the other roles)")
+        if self.data is not None and self.clip_mix is not None:
+            problems.append("clip_mix mixes the generated clips and data replaces them: give one of the two")
         if self.clip_mix is not None and clip_mix_problem(self.clip_mix):
             problems.append(clip_mix_problem(self.clip_mix))
         bad_scales = {k: v for k, v in self.learning_rate_scale.items()
@@ -215,7 +225,7 @@ def frames_from_clips(clips: np.ndarray) -> list[torch.Tensor]:
 def batch_spec(config: TrainConfig) -> BatchSpec:
     mix = tuple(config.clip_mix.items()) if config.clip_mix is not None else None
     return BatchSpec(batch_size=config.batch_size, clip_frames=config.clip_frames, crop=config.crop, seed=config.seed,
-                     clip_mix=mix)
+                     clip_mix=mix, data=config.data)
 
 
 def noise_seed(seed: int, rank: int, world_size: int) -> int | None:
@@ -228,10 +238,16 @@ def noise_seed(seed: int, rank: int, world_size: int) -> int | None:
 
 
 def validation_batches(config: TrainConfig) -> list[list[torch.Tensor]]:
-    """Fixed held-out clips (held-out photos, fixed seed): the same every evaluation and run."""
+    """Fixed held-out clips (held-out photos, or the data folder's validation sources; fixed seed):
+    the same every evaluation and run."""
     rng = np.random.default_rng(10_000 + config.seed)
-    clips = [random_clip(rng, config.clip_frames, config.crop, config.crop, "heldout", config.clip_mix)[:, None]
-             for _ in range(config.validation_clips)]
+    if config.data is not None:
+        folder = open_data_folder(config.data, config.clip_frames, config.crop)
+        clips = [folder_clip(rng, folder, config.clip_frames, config.crop, "heldout")[:, None]
+                 for _ in range(config.validation_clips)]
+    else:
+        clips = [random_clip(rng, config.clip_frames, config.crop, config.crop, "heldout", config.clip_mix)[:, None]
+                 for _ in range(config.validation_clips)]
     return [frames_from_clips(clip) for clip in clips]
 
 
@@ -275,8 +291,14 @@ class Trainer:
     def __init__(self, config: TrainConfig, out_dir: Path, ctx: DistributedContext | None = None) -> None:
         self.config = config
         self.ctx = ctx or single_process_context()
+        # Before the run directory exists: a bad data folder is refused before anything is written.
+        self.data_folder: DataFolder | None = (open_data_folder(config.data, config.clip_frames, config.crop)
+                                               if config.data is not None else None)
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.data_folder is not None and self.ctx.is_main:
+            # The split is part of what the log's validation figures mean.
+            (self.out_dir / "data.json").write_text(json.dumps(self.data_folder.summary(), indent=2) + "\n")
         torch.set_num_threads(config.num_threads)
         # Same seed on every rank: the same initial weights (DDP would copy rank 0's anyway).
         torch.manual_seed(config.seed)
@@ -430,7 +452,7 @@ class Trainer:
                 f"{self.state_path} was written with world_size={saved_world_size} (training processes) and this "
                 f"run has world_size={self.ctx.world_size}: resume it {how}, or train into a new --out directory"
             )
-        saved_config = dict(state.get("config", {}))
+        saved_config = {"data": None, **state.get("config", {})}  # runs saved before data existed: generated
         if "lattice" in saved_config:  # runs saved before quant/registry.py may name it "a3*"
             saved_config["lattice"] = _quantizer_name(saved_config["lattice"])
         changed = [key for key in RUN_IDENTITY_KEYS
@@ -565,6 +587,15 @@ class Trainer:
                 self._save_state()
                 last_save = time.monotonic()
 
+    def _data_provenance(self) -> dict:
+        """The training material: the user's data folder (path, layout, file count, validation split),
+        or the generated recipe."""
+        if self.data_folder is not None:
+            return {"data": self.data_folder.summary()}
+        return {"data": "vidcodec.train.synthetic.random_clip (scikit-image photos with synthetic motion, lavfi "
+                        "sources), split=train",
+                "data_recipe": DATA_RECIPE_VERSION, "clip_mix": self.config.clip_mix or CLIP_MIX}
+
     def export(self, path: Path, extra_provenance: dict | None = None) -> None:
         """Write the model as a shippable vidcodec checkpoint (float16 weights, CDF tables).
         With several processes, call it on rank 0 only (all ranks hold the same weights)."""
@@ -579,16 +610,15 @@ class Trainer:
             "last_validation": {k: v for k, v in validations[-1].items() if k == "step" or k.startswith("val_")}
             if validations else None,
             "wall_s": round(self.wall_s, 1),
-            "data": "vidcodec.train.synthetic.random_clip (scikit-image photos with synthetic motion, lavfi sources), "
-                    "split=train",
-            "data_recipe": DATA_RECIPE_VERSION,
-            "clip_mix": self.config.clip_mix or CLIP_MIX,
+            **self._data_provenance(),
             # Every stage that led to these weights, oldest first (this run last).
             "curriculum": self.earlier_stages + [{
                 "stage": self.config.stage, "steps": self.step, "wall_s": round(self.wall_s, 1),
                 "lmbda": self.config.lmbda, "crop": self.config.crop, "batch_size": self.config.batch_size,
                 "clip_frames": self.config.clip_frames, "world_size": self.ctx.world_size,
-                "data_recipe": DATA_RECIPE_VERSION, "clip_mix": self.config.clip_mix or CLIP_MIX,
+                **({"data": self.data_folder.root, "data_files": self.data_folder.summary()["files"]}
+                   if self.data_folder is not None else
+                   {"data_recipe": DATA_RECIPE_VERSION, "clip_mix": self.config.clip_mix or CLIP_MIX}),
                 "init_from": self.config.init_from, "device": self.ctx.device.type,
                 **({"reference_codec": self.config.reference_codec} if self.config.reference_codec else {}),
             }],
