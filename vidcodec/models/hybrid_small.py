@@ -17,7 +17,7 @@ the encoder codes the residual only when it pays (``lmbda`` x 255^2 x MSE + bpp 
 without it, the training loss), and a frame whose residual is skipped sends two empty parts.
 
 The offset 1/2 lets the residual codec start from an image codec's weights (mbt2018-mean-small,
-scripts/init_hybrid_small.py): a zero residual is a flat mid-grey picture to it, which it codes
+scripts/train/init_hybrid_small.py): a zero residual is a flat mid-grey picture to it, which it codes
 cheaply and decodes to about 1/2. Training on residuals (configs/train/hybrid-small-pairs.yaml) then
 teaches it their statistics. The I-frame path is a second mean-scale hyperprior (role "intra").
 Frames are padded to multiples of 16 (g_a's stride; the motion blocks are 16x16 too).
